@@ -1,0 +1,109 @@
+"""The build profile: data that says what to build (archiso-style), read once into frozen objects.
+
+A profile directory holds `profile.toml` (sources, trust anchor, resolution settings),
+`packages.txt` (one package name per line, `#` comments) and overlay trees used by later stages.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..util.errors import LevitateError
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where packages come from by default; `--source` picks one and may override its location."""
+
+    default: str = "mirror"               # mirror | iso | dir
+    mirror_url: str = ""                  # repositories live at URL/REPO/ARCH/os/
+    iso_url: str = ""                     # directory (URL or path) holding CHECKSUM and the ISOs
+    iso_pattern: str = "Rocky-10.*-x86_64-dvd1.iso"
+    iso_file: str = ""                    # pins one ISO file name instead of the newest match
+    repos: tuple[str, ...] = ("BaseOS", "AppStream")
+    arch: str = "x86_64"
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """The trust anchor: the release key, used only when its fingerprint matches the pin."""
+
+    file: str = "RPM-GPG-KEY-Rocky-10"    # looked up at the source's root (DVD root, mirror root)
+    url: str = ""                         # fallback: the official download location
+    fingerprint: str = ""                 # full fingerprint, spaces allowed
+
+    @property
+    def fingerprint_hex(self) -> str:
+        return self.fingerprint.replace(" ", "").upper()
+
+
+@dataclass(frozen=True)
+class ResolveSettings:
+    weak_deps: bool = False               # follow Recommends/Supplements
+    pins: dict[str, str] = field(default_factory=dict)  # requirement -> package name
+    exclude: tuple[str, ...] = ()         # package names never chosen
+
+
+@dataclass(frozen=True)
+class Profile:
+    path: Path
+    name: str
+    source: SourceSettings
+    key: KeySettings
+    resolve: ResolveSettings
+    packages: tuple[str, ...]
+    raw: dict = field(default_factory=dict, repr=False)   # sections later stages read
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / "leviso.lock"
+
+
+def read_package_list(path: Path) -> tuple[str, ...]:
+    """packages.txt: one name per line; `#` starts a comment; blank lines ignored."""
+    names: list[str] = []
+    for line in path.read_text().splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _section(cls, data: dict, where: str):
+    known = set(cls.__dataclass_fields__)
+    unknown = set(data) - known
+    if unknown:
+        raise LevitateError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}",
+                            f"known settings: {', '.join(sorted(known))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**values)
+
+
+def load_profile(directory: str | Path) -> Profile:
+    directory = Path(directory).resolve()
+    toml_path = directory / "profile.toml"
+    if not toml_path.is_file():
+        raise LevitateError(f"no profile at {directory} (missing profile.toml)",
+                            "pass --profile DIR pointing at a directory with profile.toml and packages.txt")
+    try:
+        data = tomllib.loads(toml_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise LevitateError(f"{toml_path}: {exc}", "fix the TOML syntax") from None
+    packages_path = directory / "packages.txt"
+    if not packages_path.is_file():
+        raise LevitateError(f"{packages_path} is missing", "list the packages to install, one per line")
+    packages = read_package_list(packages_path)
+    if not packages:
+        raise LevitateError(f"{packages_path} lists no packages", "list the packages to install, one per line")
+    resolve = dict(data.get("resolve", {}))
+    return Profile(
+        path=directory,
+        name=data.get("profile", {}).get("name", directory.name),
+        source=_section(SourceSettings, data.get("source", {}), f"{toml_path} [source]"),
+        key=_section(KeySettings, data.get("key", {}), f"{toml_path} [key]"),
+        resolve=_section(ResolveSettings, resolve, f"{toml_path} [resolve]"),
+        packages=packages,
+        raw=data,
+    )
