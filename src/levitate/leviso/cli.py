@@ -1,0 +1,147 @@
+"""`leviso`: build the LevitateOS live ISO from Rocky Linux 10 packages.
+
+Every command takes the same directory options, so builds can run side by side. User errors end
+in one line and a non-zero exit; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from ..util.errors import LevitateError
+from ..util.log import setup_logging
+from . import preflight
+from .context import BuildContext, SourceSpec
+from .profile import load_profile
+
+log = logging.getLogger("levitate")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("build directories and inputs")
+    group.add_argument("--profile", default="profiles/levitate", help="profile directory (default: %(default)s)")
+    group.add_argument("--source", help="mirror[:URL] | iso[:DIR-OR-URL-OR-FILE] | dir:PATH (default: the profile's)")
+    group.add_argument("--cache", default="downloads", help="download cache (default: %(default)s)")
+    group.add_argument("--workdir", default="work", help="intermediate files (default: %(default)s)")
+    group.add_argument("--output", default="output", help="finished images (default: %(default)s)")
+    group.add_argument("--locked", action="store_true", help="build exactly the set in leviso.lock or fail")
+    group.add_argument("--weak-deps", action="store_true", default=None,
+                       help="also install weak dependencies (Recommends, Supplements)")
+    group.add_argument("--insecure-skip-signature-checks", action="store_true",
+                       help="UNSAFE: do not check OpenPGP signatures (digests are still checked)")
+    group.add_argument("-j", "--jobs", type=int, help="parallel downloads/extractions")
+    group.add_argument("-v", "--verbose", action="store_true", help="show commands as they run")
+    group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    group.add_argument("--debug", action="store_true", help="show tracebacks")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(prog="leviso", description=__doc__.splitlines()[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("preflight", parents=[common], help="check the host tools a kind of work needs")
+    p.add_argument("work", nargs="*", help=f"kinds of work (default: all): {', '.join(preflight.TOOLS)}")
+    sub.add_parser("download", parents=[common], help="resolve the profile and fetch + verify its packages")
+    sub.add_parser("extract", parents=[common], help="download, then extract and configure WORKDIR/rootfs")
+    sub.add_parser("build", parents=[common], help="run every stage")
+    p = sub.add_parser("show", parents=[common], help="print information about the build")
+    p.add_argument("what", choices=["packages"])
+    p.add_argument("--why", action="store_true", help="say why each package is in the set")
+    p = sub.add_parser("clean", parents=[common], help="remove WORKDIR and OUTPUT (and the cache with --all)")
+    p.add_argument("--all", action="store_true", help="also remove the download cache")
+    return parser
+
+
+def make_context(args: argparse.Namespace) -> BuildContext:
+    profile = load_profile(args.profile)
+    kwargs = {}
+    if args.jobs:
+        kwargs["jobs"] = max(1, args.jobs)
+    return BuildContext(
+        profile=profile,
+        source=SourceSpec.parse(args.source, profile),
+        cache=Path(args.cache).resolve(),
+        workdir=Path(args.workdir).resolve(),
+        output=Path(args.output).resolve(),
+        locked=args.locked,
+        weak_deps=args.weak_deps,
+        verify_signatures=not args.insecure_skip_signature_checks,
+        **kwargs,
+    )
+
+
+def cmd_preflight(args) -> int:
+    works = args.work or list(preflight.TOOLS)
+    unknown = [w for w in works if w not in preflight.TOOLS]
+    if unknown:
+        raise LevitateError(f"unknown kind of work: {', '.join(unknown)}", f"choose from {', '.join(preflight.TOOLS)}")
+    text, ok = preflight.report(works)
+    print(text)
+    return 0 if ok else 1
+
+
+def cmd_clean(args) -> int:
+    targets = [Path(args.workdir), Path(args.output)] + ([Path(args.cache)] if args.all else [])
+    for target in targets:
+        if target.resolve() in (Path("/"), Path.home()):
+            raise LevitateError(f"refusing to remove {target}", "point --workdir/--output/--cache elsewhere")
+        if target.exists():
+            log.info("removing %s", target)
+            shutil.rmtree(target)
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .stages import download_stage
+    download_stage(make_context(args))
+    return 0
+
+
+def cmd_extract(args) -> int:
+    from .stages import extract_stage
+    extract_stage(make_context(args))
+    return 0
+
+
+def cmd_build(args) -> int:
+    from .stages import build
+    build(make_context(args))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .stages import show_packages
+    print(show_packages(make_context(args), why=args.why))
+    return 0
+
+
+COMMANDS = {"preflight": cmd_preflight, "clean": cmd_clean, "download": cmd_download,
+            "extract": cmd_extract, "build": cmd_build, "show": cmd_show}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(verbose=args.verbose or args.debug, quiet=args.quiet)
+    try:
+        return COMMANDS[args.command](args)
+    except LevitateError as exc:
+        if args.debug:
+            raise
+        print(f"leviso: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("leviso: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
