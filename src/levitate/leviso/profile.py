@@ -47,12 +47,18 @@ class ResolveSettings:
 
 
 @dataclass(frozen=True)
+class RootfsSettings:
+    cpu_level: str = ""                   # e.g. "x86-64-v3": the host CPU must run the tree's tools
+
+
+@dataclass(frozen=True)
 class Profile:
     path: Path
     name: str
     source: SourceSettings
     key: KeySettings
     resolve: ResolveSettings
+    rootfs: RootfsSettings
     packages: tuple[str, ...]
     raw: dict = field(default_factory=dict, repr=False)   # sections later stages read
 
@@ -104,6 +110,7 @@ def load_profile(directory: str | Path) -> Profile:
         source=_section(SourceSettings, data.get("source", {}), f"{toml_path} [source]"),
         key=_section(KeySettings, data.get("key", {}), f"{toml_path} [key]"),
         resolve=_section(ResolveSettings, resolve, f"{toml_path} [resolve]"),
+        rootfs=_section(RootfsSettings, data.get("rootfs", {}), f"{toml_path} [rootfs]"),
         packages=packages,
         raw=data,
     )

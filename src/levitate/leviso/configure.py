@@ -1,0 +1,202 @@
+"""First configuration of the extracted tree, by the tree's own tools, in a chroot.
+
+Package scriptlets are not run (Rocky's are largely Lua, which needs rpm itself). Instead this
+module replays what those scriptlets would have done that matters for booting and logging in.
+The list below is the one place that says which step stands in for which package's scriptlet.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..util.errors import LevitateError
+from ..util.run import run
+from .chroot import chroot_mounts, in_chroot, tree_has
+
+log = logging.getLogger("levitate")
+
+# x86-64 micro-architecture levels, by the CPU flags /proc/cpuinfo shows (psABI, "x86-64-v2/v3/v4").
+CPU_LEVEL_FLAGS = {
+    "x86-64-v2": {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"},
+    "x86-64-v3": {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"},
+    "x86-64-v4": {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"},
+}
+
+
+def check_cpu_level(level: str, cpuinfo: str | None = None) -> None:
+    """The tree's binaries must run on this host: fail clearly when the CPU is too old."""
+    if not level:
+        return
+    if level not in CPU_LEVEL_FLAGS:
+        raise LevitateError(f"unknown cpu_level '{level}' in the profile", f"use one of {', '.join(CPU_LEVEL_FLAGS)}")
+    if cpuinfo is None:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    needed = set()
+    for name, required in CPU_LEVEL_FLAGS.items():
+        if name > level:
+            break
+        needed |= required
+    missing = sorted(needed - flags)
+    if missing:
+        raise LevitateError(f"this CPU cannot run the tree's {level} binaries (missing: {', '.join(missing)})",
+                            "configure the tree on a host with AVX2 (Intel Haswell, AMD Excavator or newer); "
+                            "under QEMU use -cpu host or -cpu max")
+
+
+@dataclass
+class ConfigureInput:
+    root: Path
+    rpm_paths: list[Path] = field(default_factory=list)    # for registering in the RPM database
+    postin_scripts: dict[str, str] = field(default_factory=dict)  # NEVRA -> %post text
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    stands_in_for: str
+    action: Callable[[ConfigureInput], None]
+
+
+def _warn_on_failure(what: str, proc) -> None:
+    if proc.returncode != 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        log.warning("%s finished with exit %d: %s", what, proc.returncode, " | ".join(lines[-3:]))
+
+
+def sysusers(cfg: ConfigureInput) -> None:
+    if tree_has(cfg.root, "/usr/bin/systemd-sysusers"):
+        in_chroot(cfg.root, ["systemd-sysusers"], what="systemd-sysusers")
+
+
+def ldconfig(cfg: ConfigureInput) -> None:
+    tool = tree_has(cfg.root, "/usr/sbin/ldconfig", "/sbin/ldconfig")
+    if tool:
+        in_chroot(cfg.root, [tool], what="ldconfig")
+
+
+def kernels(root: Path) -> list[str]:
+    """Kernel versions present in the tree (a modules directory with a kernel image or modules)."""
+    base = root / "usr/lib/modules"
+    if not base.is_dir():
+        return []
+    return sorted(d.name for d in base.iterdir()
+                  if d.is_dir() and ((d / "vmlinuz").exists() or (d / "kernel").is_dir()))
+
+
+def depmod(cfg: ConfigureInput) -> None:
+    for kver in kernels(cfg.root):
+        if tree_has(cfg.root, "/usr/sbin/depmod", "/sbin/depmod"):
+            in_chroot(cfg.root, ["depmod", "-a", kver], what=f"depmod {kver}")
+        else:
+            run(["depmod", "-b", cfg.root, kver], what=f"depmod {kver}")
+
+
+def hwdb(cfg: ConfigureInput) -> None:
+    if tree_has(cfg.root, "/usr/bin/systemd-hwdb"):
+        in_chroot(cfg.root, ["systemd-hwdb", "update"], what="systemd-hwdb update")
+
+
+def tmpfiles(cfg: ConfigureInput) -> None:
+    if tree_has(cfg.root, "/usr/bin/systemd-tmpfiles"):
+        argv = ["systemd-tmpfiles", "--create"] + [f"--exclude-prefix={p}" for p in
+                                                   ("/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp")]
+        # Some entries (e.g. ones needing a booted system) fail in a chroot; the rest still apply.
+        _warn_on_failure("systemd-tmpfiles --create", in_chroot(cfg.root, argv, check=False))
+
+
+def presets(cfg: ConfigureInput) -> None:
+    if tree_has(cfg.root, "/usr/bin/systemctl"):
+        in_chroot(cfg.root, ["systemctl", "preset-all"], what="systemctl preset-all")
+
+
+_ALTERNATIVES = re.compile(r"(?:update-)?alternatives\s+(?:--\S+\s+)*?--install\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)"
+                           r"((?:\s+--slave\s+\S+\s+\S+\s+\S+)*)")
+
+
+def alternatives_in(script: str) -> list[list[str]]:
+    """`alternatives --install LINK NAME PATH PRIO [--slave ...]` calls with literal arguments."""
+    calls = []
+    for match in _ALTERNATIVES.finditer(script.replace("\\\n", " ")):
+        args = ["--install", *match.group(1, 2, 3, 4)] + shlex.split(match.group(5) or "")
+        if not any("$" in a or "%" in a for a in args):
+            calls.append(args)
+    return calls
+
+
+def alternatives(cfg: ConfigureInput) -> None:
+    tool = tree_has(cfg.root, "/usr/sbin/alternatives", "/usr/bin/update-alternatives", "/usr/sbin/update-alternatives")
+    for nevra, script in sorted(cfg.postin_scripts.items()):
+        for args in alternatives_in(script):
+            if not tree_has(cfg.root, args[3]):
+                continue
+            if tool:
+                in_chroot(cfg.root, [tool, *args], what=f"alternatives for {nevra}")
+            else:
+                log.warning("%s registers alternative %s but the tree has no alternatives tool", nevra, args[1])
+
+
+def authselect(cfg: ConfigureInput) -> None:
+    if tree_has(cfg.root, "/usr/bin/authselect"):
+        in_chroot(cfg.root, ["authselect", "select", "local", "--force"], what="authselect select local")
+
+
+def certificates(cfg: ConfigureInput) -> None:
+    tool = tree_has(cfg.root, "/usr/bin/update-ca-trust", "/usr/sbin/update-ca-certificates")
+    if tool:
+        in_chroot(cfg.root, [tool] + (["extract"] if tool.endswith("update-ca-trust") else []),
+                  what=Path(tool).name)
+
+
+def rpm_database(cfg: ConfigureInput) -> None:
+    """Register every package (files, no scripts) so `rpm -qa` answers on the running system."""
+    if not cfg.rpm_paths:
+        return
+    options = ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--nosignature", "--nodigest",
+               "--replacepkgs", "--replacefiles", "--ignorearch", "--ignoreos"]
+    if tree_has(cfg.root, "/usr/bin/rpm"):
+        dirs = sorted({p.parent for p in cfg.rpm_paths})
+        inside = {d: f"/run/leviso-packages/{i}" for i, d in enumerate(dirs)}
+        files = [f"{inside[p.parent]}/{p.name}" for p in cfg.rpm_paths]
+        with chroot_mounts(cfg.root, binds=list(inside.items())):
+            in_chroot(cfg.root, ["rpm", *options, *files], what="registering packages in the RPM database")
+    elif tree_has(Path("/"), "/usr/bin/rpm"):
+        run(["rpm", "--root", cfg.root, "--dbpath", "/usr/lib/sysimage/rpm", *options, *cfg.rpm_paths],
+            what="registering packages in the RPM database (host rpm)")
+    else:
+        log.warning("neither the tree nor the host has rpm: packages are not registered in an RPM database")
+
+
+# Order matters: users first (later steps and owners need them), the database last.
+STEPS: tuple[Step, ...] = (
+    Step("users and groups", "setup, and every package's sysusers.d entry (%sysusers_create_compat)", sysusers),
+    Step("shared library cache", "glibc and every library package (%post -p /sbin/ldconfig)", ldconfig),
+    Step("module dependencies", "kernel-core / kernel-modules (depmod in %posttrans)", depmod),
+    Step("hardware database", "systemd-udev (systemd-hwdb update in %post)", hwdb),
+    Step("static tmpfiles", "every package's tmpfiles.d entry (%tmpfiles_create)", tmpfiles),
+    Step("unit presets", "every package's units (%systemd_post)", presets),
+    Step("alternatives", "packages calling alternatives --install in %post", alternatives),
+    Step("PAM profile", "authselect (authselect select in %posttrans)", authselect),
+    Step("certificate bundles", "ca-certificates (update-ca-trust in %post)", certificates),
+)
+
+
+def configure(cfg: ConfigureInput, *, before_rest: Callable[[], None] | None = None,
+              steps: Iterable[Step] = STEPS) -> None:
+    """Run every step in a chroot. `before_rest` runs once users exist (owners by name need them)."""
+    with chroot_mounts(cfg.root):
+        for step in steps:
+            log.info("    configure: %s (stands in for %s)", step.name, step.stands_in_for)
+            step.action(cfg)
+            if step.action is sysusers and before_rest is not None:
+                before_rest()
+    rpm_database(cfg)

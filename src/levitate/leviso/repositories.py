@@ -1,0 +1,90 @@
+"""Load a source's repositories: signed repomd.xml -> verified primary (and filelists on demand).
+
+The signature on repomd.xml covers the checksums of every other repodata file, and those cover
+each package's checksum: verifying repomd.xml.asc first makes everything after it trustworthy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from ..repo.repodata import Repository, iter_filelists, iter_primary, parse_repomd
+from ..util.errors import LevitateError
+from .context import BuildContext
+from .sources import Source
+from .trust import Trust
+
+log = logging.getLogger("levitate")
+
+
+def _save(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class RepoSet:
+    """The profile's repositories as read from one source, with their repomd records."""
+
+    def __init__(self, ctx: BuildContext, source: Source, trust: Trust):
+        self.ctx, self.source, self.trust = ctx, source, trust
+        self.repomds = {}
+        self.repos: list[Repository] = []
+        for name in ctx.profile.source.repos:
+            self.repos.append(self._load(name))
+
+    def _load(self, name: str) -> Repository:
+        prefix = self.source.repo_prefix(name)
+        repomd_bytes = self.source.read_small(f"{prefix}/repodata/repomd.xml")
+        if repomd_bytes is None:
+            raise LevitateError(f"{self.source.description} has no {prefix}/repodata/repomd.xml",
+                                f"check the source location and the repository name {name} in profile.toml")
+        signature = self.source.read_small(f"{prefix}/repodata/repomd.xml.asc")
+        self.trust.check_detached(f"{name} repomd.xml", repomd_bytes, signature)
+        _save(self.ctx.cache / "repodata" / name / "repomd.xml", repomd_bytes)
+        repomd = parse_repomd(repomd_bytes)
+        self.repomds[name] = repomd
+        primary_path = self._fetch_record(name, "primary")
+        packages = list(iter_primary(primary_path))
+        for package in packages:
+            package.repo = name
+        log.info("%s: %d packages (repodata revision %s)", name, len(packages), repomd.revision)
+        return Repository(name=name, base=prefix, packages=packages)
+
+    def _fetch_record(self, repo: str, kind: str) -> Path:
+        record = self.repomds[repo].records.get(kind)
+        if record is None:
+            raise LevitateError(f"{repo} repomd.xml lists no {kind} metadata", "the repository is incomplete")
+        prefix = self.source.repo_prefix(repo)
+        dest = self.ctx.cache / "repodata" / repo / Path(record.location).name
+        [path] = self.source.fetch_many([(f"{prefix}/{record.location}", dest, record.checksum, record.size)])
+        return path
+
+    def filelists_loader(self) -> Callable[[], dict[str, list]]:
+        """A callback for the resolver: file path -> packages, read only if a file dependency needs it."""
+
+        def load() -> dict[str, list]:
+            by_key = {(p.repo, p.name, p.arch, str(p.evr)): p for repo in self.repos for p in repo.packages}
+            owners: dict[str, list] = defaultdict(list)
+            for repo in self.repos:
+                log.info("%s: reading filelists for a file dependency", repo.name)
+                for entry in iter_filelists(self._fetch_record(repo.name, "filelists")):
+                    package = by_key.get((repo.name, entry.name, entry.arch, str(entry.evr)))
+                    if package is not None:
+                        for path in entry.files:
+                            owners[path].append(package)
+            return owners
+
+        return load
+
+    def package_job(self, package) -> tuple[str, Path, tuple[str, str], int | None]:
+        """The fetch job for one package: cache file name keyed by its checksum."""
+        algo, hexdigest = package.checksum
+        dest = self.ctx.cache / "packages" / f"{hexdigest[:16]}-{Path(package.location).name}"
+        prefix = self.source.repo_prefix(package.repo)
+        return (f"{prefix}/{package.location}", dest, package.checksum, package.size_package)

@@ -1,0 +1,170 @@
+"""WORKDIR/rootfs: every package extracted (in parallel, verified while streaming), owners applied
+by name, then configured by the tree's own tools.
+
+The tree is built under WORKDIR/rootfs.partial and renamed into place only when complete, with a
+stamp of its inputs written last: an interrupted run never leaves a tree a later run would trust,
+and a rerun with unchanged inputs does nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from ..rpm.extract import ExtractResult, extract_rpm, reapply_after_chown, resolve_in_root
+from ..rpm.header import read_rpm_header
+from ..util.errors import LevitateError
+from ..util.log import Progress, stage
+from ..util.run import run
+from . import preflight
+from .configure import ConfigureInput, check_cpu_level, configure
+from .context import BuildContext
+
+log = logging.getLogger("levitate")
+
+STAMP_VERSION = "1"         # bump when extraction or configuration changes what a tree contains
+FIRST = ("filesystem", "setup")   # lay down the top-level layout (merged-/usr links) before the rest
+
+
+def _inputs_key(ctx: BuildContext) -> str:
+    digest = hashlib.sha256(f"{STAMP_VERSION}\n{ctx.source}\n{ctx.verify_signatures}\n".encode())
+    for name in ("profile.toml", "packages.txt", "leviso.lock"):
+        path = ctx.profile.path / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"-") + b"\0")
+    return digest.hexdigest()
+
+
+def _stamp_path(ctx: BuildContext) -> Path:
+    return ctx.workdir / "rootfs.stamp"
+
+
+def rootfs_is_current(ctx: BuildContext) -> bool:
+    stamp = _stamp_path(ctx)
+    if not (stamp.is_file() and ctx.rootfs.is_dir()):
+        return False
+    try:
+        return json.loads(stamp.read_text()).get("inputs") == _inputs_key(ctx)
+    except (ValueError, OSError):
+        return False
+
+
+def unmount_below(path: Path) -> None:
+    """Unmount anything mounted at or below `path` (left by a killed run) before deleting it."""
+    prefix = str(path.resolve())
+    with open("/proc/self/mountinfo") as mountinfo:
+        points = [line.split()[4].encode().decode("unicode_escape") for line in mountinfo]
+    for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), reverse=True):
+        run(["umount", "--lazy", point], check=False)
+
+
+def remove_tree(path: Path) -> None:
+    if os.path.lexists(path):
+        unmount_below(path)
+        shutil.rmtree(path)
+
+
+def _extract_all(ctx: BuildContext, paths: list[Path], root: Path, keys) -> list[ExtractResult]:
+    """Extract the layout packages first, then the rest several at a time."""
+    first = [p for p in paths if read_rpm_header(p).name in FIRST]
+    rest = [p for p in paths if p not in first]
+    results: list[ExtractResult] = []
+    with Progress("extracting", len(paths)) as bar:
+        for path in first:
+            results.append(extract_rpm(path, root, trusted_keys=keys))
+            bar.advance()
+        with ProcessPoolExecutor(max_workers=ctx.jobs) as pool:
+            futures = [pool.submit(extract_rpm, path, root, trusted_keys=keys) for path in rest]
+            try:
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for future in done:
+                        results.append(future.result())
+                        bar.advance()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    return results
+
+
+def _apply_owners(root: Path, results: list[ExtractResult]) -> None:
+    """chown by the names in the headers, now that the tree's users and groups exist."""
+    users = _id_map(root / "etc/passwd", 2)
+    groups = _id_map(root / "etc/group", 2)
+    unknown: set[str] = set()
+    for result in results:
+        for entry in result.owners:
+            if entry.user == "root" and entry.group == "root":
+                continue
+            uid, gid = users.get(entry.user), groups.get(entry.group)
+            if uid is None:
+                unknown.add(f"user {entry.user}")
+            if gid is None:
+                unknown.add(f"group {entry.group}")
+            target = resolve_in_root(root, entry.path)
+            if not os.path.lexists(target):
+                continue
+            os.lchown(target, uid or 0, gid or 0)
+            reapply_after_chown(target, entry)
+    for name in sorted(unknown):
+        log.warning("%s does not exist in the tree - using root (as rpm does)", name)
+
+
+def _id_map(path: Path, column: int) -> dict[str, int]:
+    ids = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) > column and fields[column].isdigit():
+                ids.setdefault(fields[0], int(fields[column]))
+    return ids
+
+
+def build_rootfs(ctx: BuildContext, downloaded) -> Path:
+    preflight.require_root("extracting the root tree")
+    preflight.require(["extract"])
+    check_cpu_level(ctx.profile.rootfs.cpu_level)
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    partial = ctx.workdir / "rootfs.partial"
+    _stamp_path(ctx).unlink(missing_ok=True)
+    if os.path.lexists(partial):
+        log.info("removing the half-built tree of an interrupted run")
+        remove_tree(partial)
+    partial.mkdir(mode=0o755)
+    keys = downloaded.trust.keys
+    try:
+        with stage(f"extract {len(downloaded.paths)} packages"):
+            started = time.monotonic()
+            results = _extract_all(ctx, downloaded.paths, partial, keys)
+            size = sum(r.bytes_written for r in results)
+            elapsed = time.monotonic() - started
+            log.info("    %.0f MiB in %.1f s (%.0f MiB/s)", size / 2**20, elapsed, size / 2**20 / max(elapsed, 1e-6))
+        with stage("configure the tree with its own tools"):
+            postin = {r.nevra: r.postin for r in results if r.postin}
+            configure(ConfigureInput(partial, list(downloaded.paths), postin),
+                      before_rest=lambda: _apply_owners(partial, results))
+    except OSError as exc:
+        remove_tree(partial)
+        if exc.errno == errno.ENOSPC:
+            raise LevitateError(f"disk full while building {partial}",
+                                "free space or pass --workdir on a larger disk") from None
+        raise
+    except BaseException:
+        remove_tree(partial)
+        raise
+    if os.path.lexists(ctx.rootfs):
+        remove_tree(ctx.rootfs)
+    os.rename(partial, ctx.rootfs)
+    stamp = _stamp_path(ctx)
+    tmp = stamp.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"inputs": _inputs_key(ctx), "packages": len(downloaded.paths)}))
+    os.replace(tmp, stamp)
+    return ctx.rootfs

@@ -1,0 +1,255 @@
+"""Package sources: a Rocky mirror over HTTP(S), the DVD ISO, or a local directory tree.
+
+Each source answers two questions the same way: "give me this small file" (repomd.xml, its
+signature, the release key) and "put this file, whose checksum I know, in the cache". Everything
+above this module (repodata, resolution, verification) is the same for all three.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..util import download as dl
+from ..util.errors import DownloadError, LevitateError, VerificationError
+from .checksum import newest_matching, parse_checksum
+from .context import BuildContext
+
+log = logging.getLogger("levitate")
+
+
+def _is_url(location: str) -> bool:
+    return location.startswith(("http://", "https://", "file://"))
+
+
+def _join(base: str, relpath: str) -> str:
+    return base.rstrip("/") + "/" + relpath.lstrip("/")
+
+
+class Source(ABC):
+    """Where repositories live. `relpath`s are relative to the source's root."""
+
+    description: str
+
+    @abstractmethod
+    def repo_prefix(self, repo: str) -> str:
+        """Path of a repository (the directory holding repodata/) relative to the root."""
+
+    @abstractmethod
+    def read_small(self, relpath: str) -> bytes | None:
+        """A small file's bytes, or None when it does not exist."""
+
+    @abstractmethod
+    def fetch_many(self, jobs: list[tuple[str, Path, tuple[str, str], int | None]]) -> list[Path]:
+        """Fetch (relpath, cache destination, (algo, hexdigest), size) jobs; return verified paths."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class MirrorSource(Source):
+    """Rocky's repositories over HTTP(S): URL/REPO/ARCH/os/."""
+
+    def __init__(self, url: str, arch: str, parallel: int):
+        self.url, self.arch, self.parallel = url.rstrip("/"), arch, parallel
+        self.description = f"mirror {self.url}"
+
+    def repo_prefix(self, repo: str) -> str:
+        return f"{repo}/{self.arch}/os"
+
+    def read_small(self, relpath: str) -> bytes | None:
+        try:
+            return dl.fetch_bytes(_join(self.url, relpath))
+        except dl.NotFound:
+            return None
+
+    def fetch_many(self, jobs):
+        return dl.download_many([dl.Job(_join(self.url, rel), dest, expected, size)
+                                 for rel, dest, expected, size in jobs], parallel=self.parallel)
+
+
+class DirSource(Source):
+    """A tree on local disk, in mirror layout (REPO/ARCH/os/repodata) or DVD layout (REPO/repodata).
+
+    Nothing is copied: files are verified where they are.
+    """
+
+    def __init__(self, path: str, arch: str, repos: Iterable[str]):
+        self.root = Path(path).expanduser().resolve()
+        if not self.root.is_dir():
+            raise LevitateError(f"source directory {self.root} does not exist", "pass --source dir:PATH to a local tree")
+        self.description = f"directory {self.root}"
+        self.prefixes: dict[str, str] = {}
+        for repo in repos:
+            for prefix in (f"{repo}/{arch}/os", repo):
+                if (self.root / prefix / "repodata" / "repomd.xml").is_file():
+                    self.prefixes[repo] = prefix
+                    break
+            else:
+                raise LevitateError(f"{self.root} holds no repository {repo}: neither {repo}/{arch}/os/repodata "
+                                    f"nor {repo}/repodata has a repomd.xml",
+                                    "point dir: at a mirror copy or an unpacked DVD")
+
+    def repo_prefix(self, repo: str) -> str:
+        return self.prefixes[repo]
+
+    def read_small(self, relpath: str) -> bytes | None:
+        path = self.root / relpath
+        return path.read_bytes() if path.is_file() else None
+
+    def fetch_many(self, jobs):
+        paths = []
+        for rel, _dest, expected, _size in jobs:
+            path = self.root / rel
+            if not path.is_file():
+                raise DownloadError(f"{path} is missing", "the local tree is incomplete; re-copy it")
+            dl.verify_file(path, expected)
+            paths.append(path)
+        return paths
+
+
+class IsoSource(Source):
+    """The Rocky DVD: downloaded (or found) once, verified against the signed CHECKSUM, then read
+    without mounting it."""
+
+    def __init__(self, ctx: BuildContext, location: str):
+        self.ctx = ctx
+        self.checksum_text: bytes | None = None     # CHECKSUM as published
+        self.checksum_sig: tuple[str, bytes] | None = None  # (name, bytes) of CHECKSUM.asc / .sig
+        self.iso_path = self._acquire(location)
+        from .isoreader import IsoReader
+        self.reader = IsoReader(self.iso_path)
+        self.description = f"ISO {self.iso_path}"
+
+    # -- finding and verifying the ISO -------------------------------------------------------
+    def _read_beside(self, directory: str, name: str) -> bytes | None:
+        if _is_url(directory):
+            try:
+                return dl.fetch_bytes(_join(directory, name))
+            except dl.NotFound:
+                return None
+        path = Path(directory) / name
+        return path.read_bytes() if path.is_file() else None
+
+    def _load_checksum(self, directory: str) -> dict[str, tuple[str, str]] | None:
+        self.checksum_text = self._read_beside(directory, "CHECKSUM")
+        if self.checksum_text is None:
+            return None
+        for name in ("CHECKSUM.asc", "CHECKSUM.sig"):
+            sig = self._read_beside(directory, name)
+            if sig is not None:
+                self.checksum_sig = (name, sig)
+                break
+        return parse_checksum(self.checksum_text.decode(errors="replace"))
+
+    def _acquire(self, location: str) -> Path:
+        settings = self.ctx.profile.source
+        if location.endswith(".iso"):
+            directory, _, name = location.rpartition("/")
+            checksums = self._load_checksum(directory or ".")
+            if checksums is None or name not in checksums:
+                log.warning("WARNING: no CHECKSUM lists %s: the ISO itself cannot be verified "
+                            "(its packages still are)", name)
+                expected = None
+            else:
+                expected = checksums[name]
+        else:
+            checksums = self._load_checksum(location)
+            if checksums is None:
+                raise DownloadError(f"no CHECKSUM file in {location}",
+                                    "point iso: at Rocky's isos/x86_64/ directory or at an .iso file")
+            if settings.iso_file:
+                name = settings.iso_file
+                if name not in checksums:
+                    raise LevitateError(f"CHECKSUM in {location} does not list the pinned {name}",
+                                        "update iso_file in profile.toml or remove the pin")
+            else:
+                name = newest_matching(checksums, settings.iso_pattern)
+                if name is None:
+                    raise LevitateError(f"CHECKSUM in {location} lists no ISO matching {settings.iso_pattern}",
+                                        "check iso_pattern in profile.toml")
+            expected = checksums[name]
+            directory = location
+        if not _is_url(directory or "."):
+            local = Path(directory or ".") / name
+            if not local.is_file():
+                raise LevitateError(f"{local} does not exist", "check the path given to --source iso:")
+            if expected:
+                self._verify_local_iso(local, expected)
+            return local.resolve()
+        dest = self.ctx.cache / "isos" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dl.download(_join(directory, name), dest, expected=expected, progress_label=name)
+        return dest
+
+    def _verify_local_iso(self, path: Path, expected: tuple[str, str]) -> None:
+        """Hash a local ISO once; remember the result by (path, size, mtime) so reruns are instant."""
+        memo = self.ctx.cache / "isos" / ".verified.json"
+        stat = path.stat()
+        key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{expected[1]}"
+        known = json.loads(memo.read_text()) if memo.is_file() else {}
+        if known.get(key):
+            return
+        dl.verify_file(path, expected)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        known[key] = True
+        tmp = memo.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, memo)
+
+    # -- Source ----------------------------------------------------------------------------------
+    def repo_prefix(self, repo: str) -> str:
+        return repo
+
+    def read_small(self, relpath: str) -> bytes | None:
+        if not self.reader.exists(relpath):
+            return None
+        with self.reader.open(relpath) as handle:
+            return handle.read()
+
+    def fetch_many(self, jobs):
+        paths = []
+        for rel, dest, expected, _size in jobs:
+            if dest.is_file():
+                try:
+                    dl.verify_file(dest, expected)
+                    paths.append(dest)
+                    continue
+                except VerificationError:
+                    dest.unlink()
+            if not self.reader.exists(rel):
+                raise LevitateError(f"{rel} is missing from {self.iso_path.name}", "the ISO is incomplete or not a Rocky DVD")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".part")
+            self.reader.extract(rel, tmp)
+            try:
+                dl.verify_file(tmp, expected)
+            except VerificationError:
+                tmp.unlink(missing_ok=True)
+                raise
+            os.replace(tmp, dest)
+            paths.append(dest)
+        return paths
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def open_source(ctx: BuildContext) -> Source:
+    spec, settings = ctx.source, ctx.profile.source
+    if spec.kind == "mirror":
+        return MirrorSource(spec.location, settings.arch, parallel=min(8, max(4, ctx.jobs * 2)))
+    if spec.kind == "dir":
+        return DirSource(spec.location, settings.arch, settings.repos)
+    return IsoSource(ctx, spec.location)
+

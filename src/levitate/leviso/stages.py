@@ -1,0 +1,97 @@
+"""The build's stages as plain functions over a BuildContext: resolve, download, extract, build.
+
+Each stage can run alone (`leviso download`, `leviso extract`); each logs its time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..repo.lock import check_locked, read_lock, write_lock
+from ..repo.resolve import Resolution, resolve
+from ..rpm.verify import verify_header
+from ..util.errors import LevitateError
+from ..util.log import Progress, stage
+from .context import BuildContext
+from .repositories import RepoSet
+from .sources import IsoSource, open_source
+from .trust import Trust, load_trust, verify_iso_checksum
+
+log = logging.getLogger("levitate")
+
+
+@dataclass
+class Downloaded:
+    """Verified packages in the cache, in resolution order."""
+
+    packages: list            # repo.repodata.Package
+    paths: list[Path]
+    trust: Trust
+    resolution: Resolution | None
+
+
+def resolve_packages(ctx: BuildContext, repos: RepoSet) -> tuple[list, Resolution | None]:
+    """The package set: the lock under --locked, else a fresh resolution (written as the lock)."""
+    profile = ctx.profile
+    if ctx.locked:
+        if not profile.lock_path.is_file():
+            raise LevitateError(f"--locked given but {profile.lock_path} does not exist",
+                                "run `leviso download` once without --locked to create it")
+        return check_locked(read_lock(profile.lock_path), repos.repos), None
+    weak = profile.resolve.weak_deps if ctx.weak_deps is None else ctx.weak_deps
+    resolution = resolve(repos.repos, profile.packages, pins=profile.resolve.pins, weak_deps=weak,
+                         exclude=profile.resolve.exclude, arch=profile.source.arch,
+                         load_filelists=repos.filelists_loader())
+    write_lock(profile.lock_path, resolution)
+    return resolution.packages, resolution
+
+
+def download_stage(ctx: BuildContext) -> Downloaded:
+    """Resolve the profile, then fetch every package into the cache and check its signature."""
+    with stage(f"download from {ctx.source}"), open_source(ctx) as source:
+        trust = load_trust(ctx, source)
+        if isinstance(source, IsoSource):
+            verify_iso_checksum(source, trust)
+        repos = RepoSet(ctx, source, trust)
+        packages, resolution = resolve_packages(ctx, repos)
+        total = sum(p.size_package or 0 for p in packages)
+        log.info("%d packages, %.1f MiB to fetch or reuse", len(packages), total / 2**20)
+        paths = source.fetch_many([repos.package_job(p) for p in packages])
+        if trust.enabled:
+            with Progress("checking signatures", len(paths)) as bar:
+                for path in paths:
+                    verify_header(path, trust.keys)
+                    bar.advance()
+        return Downloaded(packages, paths, trust, resolution)
+
+
+def extract_stage(ctx: BuildContext) -> Path:
+    """WORKDIR/rootfs: the packages extracted and configured by their own tools."""
+    from .rootfs import build_rootfs, rootfs_is_current
+    if rootfs_is_current(ctx):
+        log.info("rootfs is up to date (%s)", ctx.rootfs)
+        return ctx.rootfs
+    downloaded = download_stage(ctx)
+    return build_rootfs(ctx, downloaded)
+
+
+def build(ctx: BuildContext) -> None:
+    extract_stage(ctx)
+
+
+def show_packages(ctx: BuildContext, why: bool = False) -> str:
+    """The resolved set: name, EVR, arch, repository and size (and why each package is there)."""
+    with open_source(ctx) as source:
+        trust = load_trust(ctx, source)
+        packages, resolution = resolve_packages(ctx, RepoSet(ctx, source, trust))
+    rows = []
+    for p in packages:
+        line = f"{p.name:<32} {str(p.evr):<28} {p.arch:<7} {p.repo:<10} {(p.size_installed or 0) / 2**20:9.1f} MiB"
+        if why and resolution is not None:
+            line += f"  {resolution.reasons.get(p.name, '')}"
+        rows.append(line)
+    total = sum(p.size_installed or 0 for p in packages)
+    rows.append(f"{len(packages)} packages, {total / 2**20:.1f} MiB installed")
+    return "\n".join(rows)
