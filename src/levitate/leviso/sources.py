@@ -17,6 +17,7 @@ from pathlib import Path
 from ..util import download as dl
 from ..util.errors import DownloadError, LevitateError, VerificationError
 from .checksum import newest_matching, parse_checksum
+from ..repo.repodata import verify_file
 from .context import BuildContext
 
 log = logging.getLogger("levitate")
@@ -74,7 +75,7 @@ class MirrorSource(Source):
             return None
 
     def fetch_many(self, jobs):
-        return dl.download_many([dl.Job(_join(self.url, rel), dest, expected, size)
+        return dl.download_many([dl.DownloadJob(_join(self.url, rel), dest, expected, size)
                                  for rel, dest, expected, size in jobs], parallel=self.parallel)
 
 
@@ -113,7 +114,7 @@ class DirSource(Source):
             path = self.root / rel
             if not path.is_file():
                 raise DownloadError(f"{path} is missing", "the local tree is incomplete; re-copy it")
-            dl.verify_file(path, expected)
+            verify_file(path, *expected)
             paths.append(path)
         return paths
 
@@ -200,7 +201,7 @@ class IsoSource(Source):
         known = json.loads(memo.read_text()) if memo.is_file() else {}
         if known.get(key):
             return
-        dl.verify_file(path, expected)
+        verify_file(path, *expected)
         memo.parent.mkdir(parents=True, exist_ok=True)
         known[key] = True
         tmp = memo.with_suffix(".tmp")
@@ -214,15 +215,14 @@ class IsoSource(Source):
     def read_small(self, relpath: str) -> bytes | None:
         if not self.reader.exists(relpath):
             return None
-        with self.reader.open(relpath) as handle:
-            return handle.read()
+        return self.reader.read_bytes(relpath)
 
     def fetch_many(self, jobs):
         paths = []
         for rel, dest, expected, _size in jobs:
             if dest.is_file():
                 try:
-                    dl.verify_file(dest, expected)
+                    verify_file(dest, *expected)
                     paths.append(dest)
                     continue
                 except VerificationError:
@@ -233,7 +233,7 @@ class IsoSource(Source):
             tmp = dest.with_name(dest.name + ".part")
             self.reader.extract(rel, tmp)
             try:
-                dl.verify_file(tmp, expected)
+                verify_file(tmp, *expected)
             except VerificationError:
                 tmp.unlink(missing_ok=True)
                 raise
