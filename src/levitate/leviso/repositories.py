@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
-from ..repo.repodata import Repository, iter_filelists, iter_primary, parse_repomd
+from ..repo.repodata import Repository, parse_repomd, read_primary
 from ..util.errors import LevitateError
 from .context import BuildContext
 from .sources import Source
@@ -47,14 +45,13 @@ class RepoSet:
         signature = self.source.read_small(f"{prefix}/repodata/repomd.xml.asc")
         self.trust.check_detached(f"{name} repomd.xml", repomd_bytes, signature)
         _save(self.ctx.cache / "repodata" / name / "repomd.xml", repomd_bytes)
-        repomd = parse_repomd(repomd_bytes)
+        repomd = parse_repomd(repomd_bytes, repo=name)
         self.repomds[name] = repomd
-        primary_path = self._fetch_record(name, "primary")
-        packages = list(iter_primary(primary_path))
-        for package in packages:
-            package.repo = name
+        packages = read_primary(self._fetch_record(name, "primary"), repo=name)
         log.info("%s: %d packages (repodata revision %s)", name, len(packages), repomd.revision)
-        return Repository(name=name, base=prefix, packages=packages)
+        # filelists is fetched (and verified) only if a file dependency needs it.
+        return Repository(name=name, base=prefix, packages=packages, revision=repomd.revision,
+                          filelists=lambda: self._fetch_record(name, "filelists"))
 
     def _fetch_record(self, repo: str, kind: str) -> Path:
         record = self.repomds[repo].records.get(kind)
@@ -64,23 +61,6 @@ class RepoSet:
         dest = self.ctx.cache / "repodata" / repo / Path(record.location).name
         [path] = self.source.fetch_many([(f"{prefix}/{record.location}", dest, record.checksum, record.size)])
         return path
-
-    def filelists_loader(self) -> Callable[[], dict[str, list]]:
-        """A callback for the resolver: file path -> packages, read only if a file dependency needs it."""
-
-        def load() -> dict[str, list]:
-            by_key = {(p.repo, p.name, p.arch, str(p.evr)): p for repo in self.repos for p in repo.packages}
-            owners: dict[str, list] = defaultdict(list)
-            for repo in self.repos:
-                log.info("%s: reading filelists for a file dependency", repo.name)
-                for entry in iter_filelists(self._fetch_record(repo.name, "filelists")):
-                    package = by_key.get((repo.name, entry.name, entry.arch, str(entry.evr)))
-                    if package is not None:
-                        for path in entry.files:
-                            owners[path].append(package)
-            return owners
-
-        return load
 
     def package_job(self, package) -> tuple[str, Path, tuple[str, str], int | None]:
         """The fetch job for one package: cache file name keyed by its checksum."""

@@ -42,8 +42,7 @@ def resolve_packages(ctx: BuildContext, repos: RepoSet) -> tuple[list, Resolutio
         return check_locked(read_lock(profile.lock_path), repos.repos), None
     weak = profile.resolve.weak_deps if ctx.weak_deps is None else ctx.weak_deps
     resolution = resolve(repos.repos, profile.packages, pins=profile.resolve.pins, weak_deps=weak,
-                         exclude=profile.resolve.exclude, arch=profile.source.arch,
-                         load_filelists=repos.filelists_loader())
+                         exclude=profile.resolve.exclude, arch=profile.source.arch)
     write_lock(profile.lock_path, resolution)
     return resolution.packages, resolution
 
@@ -90,7 +89,7 @@ def show_packages(ctx: BuildContext, why: bool = False) -> str:
     for p in packages:
         line = f"{p.name:<32} {str(p.evr):<28} {p.arch:<7} {p.repo:<10} {(p.size_installed or 0) / 2**20:9.1f} MiB"
         if why and resolution is not None:
-            line += f"  {resolution.reasons.get(p.name, '')}"
+            line += f"  {resolution.why(p.name)}"
         rows.append(line)
     total = sum(p.size_installed or 0 for p in packages)
     rows.append(f"{len(packages)} packages, {total / 2**20:.1f} MiB installed")
