@@ -1,0 +1,11 @@
+"""The sample repository: Debian 12 packages repacked as a small, signed, Rocky-shaped RPM
+repository (mirror trees, a DVD ISO, a signed CHECKSUM, a profile), so tests walk the same chain
+of trust as a real build without Rocky's mirrors. See DESIGN.md, "Testing without the internet".
+
+    python -m tests.sample_repo OUTDIR          # by hand
+    build_sample_repo(Path(OUTDIR))             # from a session fixture; cached by its inputs
+"""
+
+from .build import SampleRepo, build_sample_repo
+
+__all__ = ["SampleRepo", "build_sample_repo"]

@@ -1,0 +1,324 @@
+"""Building the sample repository end to end, cached by its inputs.
+
+Inputs: the resolved closure (name, version, SHA256 of each .deb, from apt) and this builder's
+own source. A run whose inputs match OUTDIR/.sample-repo.json returns at once; when even apt's
+lists and configuration are unchanged it does not ask apt at all. Everything is built under
+OUTDIR/.tmp-build and moved into place at the end, the stamp last, so an interrupted build is
+never taken for a finished one. The .deb cache (OUTDIR/debs) and apt's private state
+(OUTDIR/apt) survive rebuilds; the signing keys are reused when OUTDIR already has them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from levitate.util.errors import LevitateError
+
+from .apt import Apt, DebRef, ensure_lists, lists_signature
+from .packageset import make_packages
+from .repack import Unpacked, unpack
+from .repo import (ISO_NAME, REPODATA_COMPRESSION, REPOS, createrepo, make_iso, package_dir, repo_dir,
+                   write_checksum)
+from .profile import write_profile
+from .rpmspec import RpmPackage, rpmbuild
+from .setup_pkg import ShippedPaths, login_shells, make_filesystem, make_setup, read_master
+from .sign import OTHER_UID, UID, GpgHome, gpg_home, spaced
+
+log = logging.getLogger("levitate.sample_repo")
+
+# The set DESIGN.md names (Debian 12 names); the profile's packages.txt lists these.
+WANTED = [
+    "linux-image-amd64", "systemd", "systemd-sysv", "udev", "dbus", "bash", "coreutils",
+    "util-linux", "mount", "kmod", "iproute2", "e2fsprogs", "dosfstools", "fdisk", "systemd-boot",
+    "systemd-boot-efi", "python3", "busybox-static", "sudo", "login", "passwd", "less", "procps",
+    "rpm", "tzdata", "locales", "ca-certificates",
+    "udhcpc",            # the DHCP client: busybox's, 7 kB (isc-dhcp-client pulls in far more)
+]
+# Asked of apt besides WANTED: base-passwd is where the account files come from (nothing
+# depends on it: it is Essential in Debian); usr-is-merged satisfies init-system-helpers'
+# "usrmerge | usr-is-merged" (the tree IS merged), else apt picks usrmerge and a perl stack.
+REQUEST = WANTED + ["base-passwd", "usr-is-merged"]
+SYNTHETIC = ["setup", "filesystem"]
+
+KEY_FILE = "RPM-GPG-KEY-sample"
+STAMP = ".sample-repo.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SampleRepo:
+    """Where everything is. `fingerprint` is the signing key's, 40 hex digits, no spaces."""
+
+    root: Path
+    mirror: Path                 # mirror/BaseOS/x86_64/os/..., mirror/AppStream/x86_64/os/...
+    isos: Path                   # the ISO, CHECKSUM, CHECKSUM.asc
+    iso: Path
+    key: Path                    # OUTDIR/RPM-GPG-KEY-sample (also at mirror/ and the ISO's root)
+    gnupg: Path                  # gpg home with the signing key (secret part included)
+    gnupg_other: Path            # gpg home with an unrelated key, for "signed by another key"
+    profile: Path                # profile.toml + packages.txt
+    fingerprint: str
+    other_fingerprint: str
+    kernel_version: str
+    packages: dict[str, str]     # RPM name -> path of its file relative to `mirror`
+
+    @property
+    def fingerprint_spaced(self) -> str:
+        return spaced(self.fingerprint)
+
+    def repo(self, name: str) -> Path:
+        """A repository's root in the mirror layout (holding Packages/ and repodata/)."""
+        return repo_dir(self.mirror, name)
+
+    def rpm(self, name: str) -> Path:
+        """The .rpm file of package `name` in the mirror."""
+        return self.mirror / self.packages[name]
+
+    def gpg_env(self, other: bool = False) -> dict[str, str]:
+        """Environment for running gpg/rpmsign with the sample key (or the other one)."""
+        return {**os.environ, "GNUPGHOME": str(self.gnupg_other if other else self.gnupg)}
+
+    @classmethod
+    def from_stamp(cls, root: Path, stamp: dict) -> "SampleRepo":
+        return cls(root=root, mirror=root / "mirror", isos=root / "isos", iso=root / "isos" / ISO_NAME,
+                   key=root / KEY_FILE, gnupg=root / "gnupg", gnupg_other=root / "gnupg-other",
+                   profile=root / "profile", fingerprint=stamp["fingerprint"],
+                   other_fingerprint=stamp["other_fingerprint"], kernel_version=stamp["kernel_version"],
+                   packages=stamp["packages"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache keys
+
+def builder_hash() -> str:
+    """This builder's own version: its source files. Editing it rebuilds the repository."""
+    h = hashlib.sha256(f"format {FORMAT}".encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def inputs_hash(builder: str, refs: list[DebRef]) -> str:
+    data = {"builder": builder, "request": REQUEST,
+            "debs": [(r.name, r.version, r.sha256) for r in sorted(refs, key=lambda r: r.name)]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _read_stamp(outdir: Path) -> dict | None:
+    try:
+        stamp = json.loads((outdir / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    repo = SampleRepo.from_stamp(outdir, stamp) if stamp.get("format") == FORMAT else None
+    complete = repo is not None and all(p.exists() for p in (
+        repo.iso, repo.isos / "CHECKSUM.asc", repo.key, repo.gnupg, repo.gnupg_other,
+        repo.profile / "profile.toml", *(repo.repo(r) / "repodata" / "repomd.xml.asc" for r in REPOS)))
+    return stamp if complete else None
+
+
+def _write_stamp(outdir: Path, stamp: dict) -> None:
+    tmp = outdir / (STAMP + ".tmp")
+    tmp.write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, outdir / STAMP)
+
+
+@contextmanager
+def _locked(outdir: Path):
+    """One builder per OUTDIR at a time (parallel test sessions share it)."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    with open(outdir / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def _stage(what: str):
+    started = time.monotonic()
+    yield
+    log.info("sample-repo: %s: %.1f s", what, time.monotonic() - started)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+# Host tools the build runs, and the Debian packages they come from.
+TOOLS = {"apt-get": "apt", "apt-cache": "apt", "xz": "xz-utils", "rpmbuild": "rpm", "rpmsign": "rpm",
+         "createrepo_c": "createrepo-c", "gpg": "gnupg", "gpgconf": "gnupg", "xorriso": "xorriso"}
+
+
+def check_tools() -> None:
+    missing = sorted({pkg for tool, pkg in TOOLS.items() if not shutil.which(tool)})
+    if missing:
+        raise LevitateError("the sample repository needs tools that are not installed: "
+                            + ", ".join(t for t, p in TOOLS.items() if p in missing),
+                            f"apt-get install {' '.join(missing)}")
+
+
+def build_sample_repo(outdir: Path, *, debs: Path | None = None, force: bool = False,
+                      jobs: int | None = None) -> SampleRepo:
+    """Build (or find up to date) the sample repository in `outdir`."""
+    outdir = Path(outdir).resolve()
+    with _locked(outdir):
+        started = time.monotonic()
+        builder = builder_hash()
+        stamp = None if force else _read_stamp(outdir)
+        signature = lists_signature()
+        if stamp and stamp["builder"] == builder and stamp["apt_lists"] == signature:
+            log.info("sample-repo: %s is up to date", outdir)
+            return SampleRepo.from_stamp(outdir, stamp)
+        check_tools()
+        with _stage("resolve the closure with apt"):
+            ensure_lists()
+            signature = lists_signature()
+            apt = Apt(outdir / "apt")
+            refs = apt.resolve(REQUEST)
+        inputs = inputs_hash(builder, refs)
+        if stamp and stamp["inputs"] == inputs:
+            stamp["apt_lists"] = signature
+            _write_stamp(outdir, stamp)
+            log.info("sample-repo: %s is up to date (%.1f s)", outdir, time.monotonic() - started)
+            return SampleRepo.from_stamp(outdir, stamp)
+        (outdir / STAMP).unlink(missing_ok=True)
+        stamp = _build(outdir, apt, refs, debs or outdir / "debs", jobs or os.cpu_count() or 2)
+        stamp.update(format=FORMAT, builder=builder, inputs=inputs, apt_lists=signature)
+        _write_stamp(outdir, stamp)
+        log.info("sample-repo: built %s in %.1f s", outdir, time.monotonic() - started)
+        return SampleRepo.from_stamp(outdir, stamp)
+
+
+def _unpack_job(args: tuple[Path, Path]) -> Unpacked:
+    return unpack(*args)
+
+
+def _build(outdir: Path, apt: Apt, refs: list[DebRef], debs: Path, jobs: int) -> dict:
+    """Everything below OUTDIR/.tmp-build, then moved into place; returns the stamp's facts."""
+    tmp = outdir / ".tmp-build"
+    shutil.rmtree(tmp, ignore_errors=True)
+    out = tmp / "out"                       # becomes OUTDIR's mirror/, isos/, profile/, ...
+    mirror = out / "mirror"
+    out.mkdir(parents=True)
+
+    with _stage(f"download {len(refs)} debs ({sum(r.size for r in refs) / 1e6:.0f} MB)"):
+        paths = apt.download(refs, debs)
+    with _stage("unpack the debs (merged /usr)"):
+        unpacked = _unpack_all(paths, tmp / "trees", jobs)
+    kernels = [u.kernel_version for u in unpacked if u.kernel_version]
+    if len(kernels) != 1:
+        raise LevitateError(f"expected one kernel in the closure, found {kernels}")
+    with _stage("map metadata and make setup/filesystem"):
+        packages, users, groups = _describe(unpacked, tmp / "synthetic")
+    with _stage(f"rpmbuild {len(packages)} packages"):
+        rpms = _rpmbuild_all(packages, mirror, tmp / "specs", users, groups, jobs)
+    fpr, other_fpr = _sign_and_publish(outdir, out, mirror, list(rpms.values()), tmp, jobs)
+    write_profile(out / "profile", fingerprint=spaced(fpr), key_file=KEY_FILE, packages=WANTED + SYNTHETIC)
+    with _stage("move into place"):
+        _move_into_place(out, outdir)
+        shutil.rmtree(tmp)
+
+    total = sum((outdir / "mirror" / p.relative_to(mirror)).stat().st_size for p in rpms.values())
+    log.info("sample-repo: %d RPMs, %.0f MB, kernel %s, key %s",
+             len(rpms), total / 1e6, kernels[0], spaced(fpr))
+    return {"fingerprint": fpr, "other_fingerprint": other_fpr, "kernel_version": kernels[0],
+            "packages": {name: str(p.relative_to(mirror)) for name, p in sorted(rpms.items())},
+            "rpm_bytes": total, "debs": [(r.name, r.version, r.sha256) for r in refs]}
+
+
+def _unpack_all(paths: dict[str, Path], trees: Path, jobs: int) -> list[Unpacked]:
+    """All debs at once, the biggest (the kernel) first, in worker processes (tar parsing is
+    Python, so threads would share one core)."""
+    order = sorted(paths.items(), key=lambda kv: -kv[1].stat().st_size)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        unpacked = list(pool.map(_unpack_job, [(deb, trees / name) for name, deb in order]))
+    for u in unpacked:
+        for note in u.notes:
+            log.info("sample-repo: %s: %s", u.control.name, note)
+    return unpacked
+
+
+def _describe(unpacked: list[Unpacked], synthetic: Path) -> tuple[list[RpmPackage], set[str], set[str]]:
+    """RPM descriptions of the whole set, `setup` and `filesystem` included, and the user and
+    group names %attr may use (base-passwd's)."""
+    packages, issues = make_packages(unpacked, REQUEST)
+    for what, items in (("path collisions after merging /usr", issues.collisions),
+                        ("Conflicts dropped (satisfied inside the set)", issues.dropped_conflicts),
+                        ("Depends not satisfied inside the set", issues.unsatisfied)):
+        if items:
+            level = logging.WARNING if what.startswith("Depends") else logging.INFO
+            log.log(level, "sample-repo: %d %s: %s", len(items), what, "; ".join(items))
+    trees = {u.control.name: u.tree for u in unpacked}
+    shipped = ShippedPaths({e.path: e.kind for p in packages for e in p.entries})
+    masters = trees["base-passwd"] / "usr/share/base-passwd"
+    shells_d = [f for t in trees.values() for f in (t / "usr/share/debianutils/shells.d").glob("*")]
+    shells = login_shells(trees["debianutils"] / "usr/share/debianutils/shells"
+                          if "debianutils" in trees else None, shells_d)
+    setup, notes = make_setup(synthetic, shipped, masters / "passwd.master", masters / "group.master", shells)
+    filesystem, more = make_filesystem(synthetic, shipped)
+    for note in notes + more:
+        log.info("sample-repo: %s", note)
+    users = {u[0] for u in read_master(masters / "passwd.master")}
+    groups = {g[0] for g in read_master(masters / "group.master")}
+    return packages + [setup, filesystem], users, groups
+
+
+def _rpmbuild_all(packages: list[RpmPackage], mirror: Path, specs: Path, users: set[str], groups: set[str],
+                  jobs: int) -> dict[str, Path]:
+    """rpmbuild runs as a subprocess: threads suffice. Each tree goes as soon as it is packed."""
+    def build_one(pkg: RpmPackage) -> Path:
+        rpm = rpmbuild(pkg, specs / pkg.name, package_dir(mirror, pkg.repo, pkg.filename), users, groups)
+        shutil.rmtree(pkg.tree, ignore_errors=True)
+        return rpm
+
+    biggest_first = sorted(packages, key=lambda p: -len(p.entries))
+    with ThreadPoolExecutor(jobs) as pool:
+        return dict(zip((p.name for p in biggest_first), pool.map(build_one, biggest_first)))
+
+
+def _sign_and_publish(outdir: Path, out: Path, mirror: Path, rpms: list[Path], tmp: Path,
+                      jobs: int) -> tuple[str, str]:
+    """Keys (reused from OUTDIR when there), signed RPMs, repodata + repomd.xml.asc, the ISO and
+    its clearsigned CHECKSUM; the keyrings are copied into `out`."""
+    with gpg_home(outdir / "gnupg") as home, gpg_home(outdir / "gnupg-other") as other:
+        with _stage("signing keys"):
+            fpr = home.fingerprint() or home.generate(UID)
+            other_fpr = other.fingerprint() or other.generate(OTHER_UID)
+            key = home.export(fpr)
+            (out / KEY_FILE).write_bytes(key)
+            (mirror / KEY_FILE).write_bytes(key)
+        with _stage(f"rpmsign {len(rpms)} RPMs"):
+            home.rpmsign(fpr, rpms, jobs)
+        with _stage("createrepo_c + repomd.xml.asc"):
+            with ThreadPoolExecutor(len(REPOS)) as pool:
+                repomds = list(pool.map(
+                    lambda r: createrepo(repo_dir(mirror, r), REPODATA_COMPRESSION[r]), REPOS))
+            for repomd in repomds:
+                home.detach_sign(fpr, repomd)
+        with _stage("DVD ISO + CHECKSUM.asc"):
+            iso = make_iso(mirror, out / "isos" / ISO_NAME, out / KEY_FILE, tmp / "iso-extra")
+            home.clearsign(fpr, write_checksum(iso))
+        for h in (home, other):
+            h.stop_agent()
+        home.copy_to(out / "gnupg")
+        other.copy_to(out / "gnupg-other")
+    return fpr, other_fpr
+
+
+def _move_into_place(out: Path, outdir: Path) -> None:
+    """Replace OUTDIR's products one by one (the stamp is gone until all are in place)."""
+    for item in sorted(out.iterdir()):
+        dest = outdir / item.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.exists() or dest.is_symlink():
+            dest.unlink()
+        os.rename(item, dest)
