@@ -15,11 +15,12 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from ..rpm.extract import ExtractResult, extract_rpm, reapply_after_chown, resolve_in_root
-from ..rpm.header import read_rpm_header
+from ..rpm.extract import ExtractResult, apply_ownership, extract_rpm, read_id_map
+from ..rpm.header import RpmFile
 from ..util.errors import LevitateError
 from ..util.log import Progress, stage
 from ..util.run import run
@@ -70,9 +71,22 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _extract_all(ctx: BuildContext, paths: list[Path], root: Path, keys) -> list[ExtractResult]:
+POSTIN = 1024   # RPMTAG_POSTIN: the %post scriptlet's text
+
+
+def _read_headers(paths: list[Path]) -> dict[Path, tuple[str, str, str]]:
+    """path -> (name, NEVRA, %post text), read once from each header."""
+    facts = {}
+    for path in paths:
+        with RpmFile.open(path) as rpm:
+            facts[path] = (rpm.name, rpm.nevra, rpm.header.get_str(POSTIN) or "")
+    return facts
+
+
+def _extract_all(ctx: BuildContext, paths: list[Path], names: dict[Path, str], root: Path,
+                 keys) -> list[ExtractResult]:
     """Extract the layout packages first, then the rest several at a time."""
-    first = [p for p in paths if read_rpm_header(p).name in FIRST]
+    first = [p for p in paths if names[p] in FIRST]
     rest = [p for p in paths if p not in first]
     results: list[ExtractResult] = []
     with Progress("extracting", len(paths)) as bar:
@@ -96,36 +110,26 @@ def _extract_all(ctx: BuildContext, paths: list[Path], root: Path, keys) -> list
 
 
 def _apply_owners(root: Path, results: list[ExtractResult]) -> None:
-    """chown by the names in the headers, now that the tree's users and groups exist."""
-    users = _id_map(root / "etc/passwd", 2)
-    groups = _id_map(root / "etc/group", 2)
-    unknown: set[str] = set()
+    """chown by the names in the headers, now that the tree's users and groups exist.
+
+    A name the tree does not know falls back to root with a warning, as rpm does.
+    """
+    users, groups = read_id_map(root / "etc/passwd"), read_id_map(root / "etc/group")
+    owners, unknown = [], set()
     for result in results:
-        for entry in result.owners:
-            if entry.user == "root" and entry.group == "root":
-                continue
-            uid, gid = users.get(entry.user), groups.get(entry.group)
-            if uid is None:
-                unknown.add(f"user {entry.user}")
-            if gid is None:
-                unknown.add(f"group {entry.group}")
-            target = resolve_in_root(root, entry.path)
-            if not os.path.lexists(target):
-                continue
-            os.lchown(target, uid or 0, gid or 0)
-            reapply_after_chown(target, entry)
+        for owner in result.owners:
+            missing = [f"user {owner.user}"] * (owner.user not in users) + \
+                      [f"group {owner.group}"] * (owner.group not in groups)
+            unknown.update(missing)
+            if missing:
+                owner = replace(owner, user=owner.user if owner.user in users else "root",
+                                group=owner.group if owner.group in groups else "root")
+            owners.append(owner)
     for name in sorted(unknown):
         log.warning("%s does not exist in the tree - using root (as rpm does)", name)
-
-
-def _id_map(path: Path, column: int) -> dict[str, int]:
-    ids = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            fields = line.split(":")
-            if len(fields) > column and fields[column].isdigit():
-                ids.setdefault(fields[0], int(fields[column]))
-    return ids
+    users.setdefault("root", 0)
+    groups.setdefault("root", 0)
+    apply_ownership(root, owners, [cap for r in results for cap in r.capabilities], users=users, groups=groups)
 
 
 def build_rootfs(ctx: BuildContext, downloaded) -> Path:
@@ -143,12 +147,14 @@ def build_rootfs(ctx: BuildContext, downloaded) -> Path:
     try:
         with stage(f"extract {len(downloaded.paths)} packages"):
             started = time.monotonic()
-            results = _extract_all(ctx, downloaded.paths, partial, keys)
+            facts = _read_headers(downloaded.paths)
+            names = {path: fact[0] for path, fact in facts.items()}
+            results = _extract_all(ctx, downloaded.paths, names, partial, keys)
             size = sum(r.bytes_written for r in results)
             elapsed = time.monotonic() - started
             log.info("    %.0f MiB in %.1f s (%.0f MiB/s)", size / 2**20, elapsed, size / 2**20 / max(elapsed, 1e-6))
         with stage("configure the tree with its own tools"):
-            postin = {r.nevra: r.postin for r in results if r.postin}
+            postin = {nevra: script for _, nevra, script in facts.values() if script}
             configure(ConfigureInput(partial, list(downloaded.paths), postin),
                       before_rest=lambda: _apply_owners(partial, results))
     except OSError as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..repo.lock import check_locked, read_lock, write_lock
 from ..repo.resolve import Resolution, resolve
+from ..rpm.header import RpmFile
 from ..rpm.verify import verify_header
 from ..util.errors import LevitateError
 from ..util.log import Progress, stage
@@ -61,7 +62,8 @@ def download_stage(ctx: BuildContext) -> Downloaded:
         if trust.enabled:
             with Progress("checking signatures", len(paths)) as bar:
                 for path in paths:
-                    verify_header(path, trust.keys)
+                    with RpmFile.open(path) as rpm:
+                        verify_header(rpm, trust.keys)
                     bar.advance()
         return Downloaded(packages, paths, trust, resolution)
 
