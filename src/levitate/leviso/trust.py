@@ -93,7 +93,7 @@ def load_trust(ctx: BuildContext, source: Source) -> Trust:
             os.replace(tmp, cached)
         log.info("trusted key %s (%s)", _fingerprint_pretty(pin), where)
         return Trust(tuple(keys), pin)
-    detail = "; ".join(rejected) if rejected else f"{settings.file} was not found at the source"
+    detail = "; ".join(rejected) if rejected else f"{settings.file} was not found at {source.description}"
     raise VerificationError(f"no release key with the pinned fingerprint {_fingerprint_pretty(pin)}: {detail}",
                             "the source may not be genuine; check [key] in profile.toml")
 

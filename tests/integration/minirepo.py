@@ -1,0 +1,102 @@
+"""Small signed repositories made from sample packages, for the failure cases: a tampered,
+re-signed or unsigned package, corrupt repodata, a conflict. Each is real repodata from
+createrepo_c, signed with the sample key, so only the one defect under test differs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = "BaseOS"
+
+
+@contextlib.contextmanager
+def gpg_home(sample_repo, other: bool = False) -> Iterator[dict[str, str]]:
+    """A private copy of a sample gpg home at a short path (gpg-agent's socket path is limited)."""
+    source = sample_repo.gnupg_other if other else sample_repo.gnupg
+    home = Path(tempfile.mkdtemp(prefix="lvg-", dir="/tmp"))
+    try:
+        shutil.copytree(source, home, dirs_exist_ok=True, ignore=shutil.ignore_patterns("S.*", "*.lock"))
+        os.chmod(home, 0o700)
+        yield {**os.environ, "GNUPGHOME": str(home)}
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)})
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def sign_detached(sample_repo, path: Path) -> None:
+    with gpg_home(sample_repo) as env:
+        subprocess.run(["gpg", "--batch", "--yes", "--armor", "--detach-sign", "-o", f"{path}.asc", path],
+                       env=env, check=True, capture_output=True)
+
+
+def rpmsign(sample_repo, rpm: Path, *, other: bool = False, delete: bool = False) -> None:
+    fpr = sample_repo.other_fingerprint if other else sample_repo.fingerprint
+    with gpg_home(sample_repo, other=other) as env:
+        argv = ["rpmsign", "--delsign", rpm] if delete else \
+            ["rpmsign", "--define", "__gpg /usr/bin/gpg", "--define", f"_gpg_name {fpr}", "--resign", rpm]
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+
+
+def make_mirror(sample_repo, dest: Path, rpms: list[Path]) -> Path:
+    """dest/BaseOS/x86_64/os with these RPMs, createrepo_c repodata, signed repomd.xml, the key."""
+    repo = dest / REPO / "x86_64" / "os"
+    (repo / "Packages").mkdir(parents=True)
+    for rpm in rpms:
+        shutil.copy(rpm, repo / "Packages" / rpm.name)
+    subprocess.run(["createrepo_c", "-q", repo], check=True, capture_output=True)
+    sign_detached(sample_repo, repo / "repodata" / "repomd.xml")
+    shutil.copy(sample_repo.key, dest / sample_repo.key.name)
+    return dest
+
+
+def repodata_file(mirror: Path, kind: str) -> Path:
+    [path] = (mirror / REPO / "x86_64" / "os" / "repodata").glob(f"*-{kind}.xml*")
+    return path
+
+
+def rewrite_repodata(sample_repo, mirror: Path, kind: str, data: bytes) -> None:
+    """Replace a repodata file's content, update its checksum and size in repomd.xml, re-sign."""
+    path = repodata_file(mirror, kind)
+    old_sum = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.write_bytes(data)
+    repomd = path.parent / "repomd.xml"
+    text = repomd.read_text().replace(old_sum, hashlib.sha256(data).hexdigest())
+    text = re.sub(rf'(<data type="{kind}">.*?<size>)\d+(</size>)', rf"\g<1>{len(data)}\g<2>", text, flags=re.S)
+    repomd.write_text(text)
+    sign_detached(sample_repo, repomd)
+
+
+def make_profile(sample_repo, dest: Path, packages: list[str], repos: tuple[str, ...] = (REPO,)) -> Path:
+    shutil.copytree(sample_repo.profile, dest)
+    (dest / "leviso.lock").unlink(missing_ok=True)
+    toml = dest / "profile.toml"
+    listed = ", ".join(f'"{r}"' for r in repos)
+    text = re.sub(r"^repos = .*$", f"repos = [{listed}]", toml.read_text(), flags=re.M)
+    toml.write_text(re.sub(r'^"/bin/sh" = .*$', "", text, flags=re.M))   # the pinned package may be absent
+    (dest / "packages.txt").write_text("\n".join(packages) + "\n")
+    return dest
+
+
+def build_rpm(dest: Path, name: str, *, conflicts: str = "", requires: str = "") -> Path:
+    """A tiny noarch RPM made with rpmbuild (about a second)."""
+    top = dest / f"rpmbuild-{name}"
+    spec = top / f"{name}.spec"
+    spec.parent.mkdir(parents=True)
+    lines = [f"Name: {name}", "Version: 1.0", "Release: 1", "Summary: test package", "License: MIT",
+             "BuildArch: noarch"]
+    lines += [f"Conflicts: {conflicts}"] * bool(conflicts) + [f"Requires: {requires}"] * bool(requires)
+    lines += ["%description", "test", "%install", f"mkdir -p %{{buildroot}}/usr/share/{name}",
+              f"echo {name} > %{{buildroot}}/usr/share/{name}/README", "%files", f"/usr/share/{name}"]
+    spec.write_text("\n".join(lines) + "\n")
+    subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", "_binary_payload w3.zstdio",
+                    spec], check=True, capture_output=True)
+    [rpm] = (top / "RPMS" / "noarch").glob("*.rpm")
+    return rpm
