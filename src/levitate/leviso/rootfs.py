@@ -83,9 +83,11 @@ def _read_headers(paths: list[Path]) -> dict[Path, tuple[str, str, str]]:
     return facts
 
 
-def _extract_all(ctx: BuildContext, paths: list[Path], names: dict[Path, str], root: Path,
-                 keys) -> list[ExtractResult]:
-    """Extract the layout packages first, then the rest several at a time."""
+def extract_packages(paths: list[Path], root: Path, keys, jobs: int,
+                     names: dict[Path, str] | None = None) -> list[ExtractResult]:
+    """Extract the layout packages first, then the rest `jobs` at a time (one process each:
+    decompression, hashing and file creation run truly in parallel)."""
+    names = names or {path: facts[0] for path, facts in _read_headers(paths).items()}
     first = [p for p in paths if names[p] in FIRST]
     rest = [p for p in paths if p not in first]
     results: list[ExtractResult] = []
@@ -93,7 +95,7 @@ def _extract_all(ctx: BuildContext, paths: list[Path], names: dict[Path, str], r
         for path in first:
             results.append(extract_rpm(path, root, trusted_keys=keys))
             bar.advance()
-        with ProcessPoolExecutor(max_workers=ctx.jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(extract_rpm, path, root, trusted_keys=keys) for path in rest]
             try:
                 pending = set(futures)
@@ -149,7 +151,7 @@ def build_rootfs(ctx: BuildContext, downloaded) -> Path:
             started = time.monotonic()
             facts = _read_headers(downloaded.paths)
             names = {path: fact[0] for path, fact in facts.items()}
-            results = _extract_all(ctx, downloaded.paths, names, partial, keys)
+            results = extract_packages(downloaded.paths, partial, keys, ctx.jobs, names)
             size = sum(r.bytes_written for r in results)
             elapsed = time.monotonic() - started
             log.info("    %.0f MiB in %.1f s (%.0f MiB/s)", size / 2**20, elapsed, size / 2**20 / max(elapsed, 1e-6))
