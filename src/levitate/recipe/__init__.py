@@ -1,0 +1,1 @@
+"""recipe: the LevitateOS package manager; recipes are Rhai scripts run by `recipe.rhai`."""

@@ -1,0 +1,1945 @@
+"""Compiler: Rhai syntax tree -> a Python `ast.Module` -> a code object.
+
+Each Rhai function (and each closure, and the top level as `__main__`) becomes one Python
+function. Rhai variables are resolved here, at compile time, to Python locals (one per
+declaration, so shadowing and block scopes cost nothing at run time); a variable captured by a
+closure lives in a `Cell` (Rhai's shared value) and the closure gets the cells curried, as Rhai
+itself de-sugars closures. Operators compile to inline Python with a type guard for the common
+integer case (overflow checked) and a call into `ops` for everything else. Every generated node
+carries the Rhai line and column, so a runtime error is located from the Python traceback
+(`runtime.locate`) without any bookkeeping while the script runs.
+
+Calling convention of a compiled function: `f(_d, _e, _t, *captured_cells, *params)`:
+`_d` is the call depth (checked against the limit), `_e` the top-level scope an entry function
+may read (None for nested calls: Rhai functions do not see the caller's variables), `_t` the
+`this` cell for method-style calls.
+"""
+
+from __future__ import annotations
+
+import ast as P
+
+from . import ast as A
+from .errors import RhaiSyntaxError
+from .stdlib import NON_PURE as MUT_NAMES
+from .values import INT_MAX, INT_MIN, Char
+
+LOAD, STORE = P.Load(), P.Store()
+
+ARITH_SLOW = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod", "**": "_pow",
+              "<<": "_shl", ">>": "_shr", "&": "_band", "|": "_bor", "^": "_bxor"}
+CMP_SLOW = {"==": "_eq", "!=": "_ne", "<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
+CMP_PY = {"==": P.Eq, "!=": P.NotEq, "<": P.Lt, "<=": P.LtE, ">": P.Gt, ">=": P.GtE}
+BOOL_RESULT_OPS = set(CMP_SLOW) | {"in", "!in"}
+
+# Standard methods whose receiver must be a place to see the change (strings are immutable).
+_MAIN = "__main__"
+
+
+class VarInfo:
+    __slots__ = ("name", "py", "const", "cell", "kind", "decl", "int")
+
+    def __init__(self, name, py, const=False, cell=False, kind="local", decl=None, int=False):
+        self.name = name
+        self.py = py
+        self.const = const
+        self.cell = cell
+        self.kind = kind    # "local", "module"
+        self.decl = decl
+        self.int = int      # only ever holds integers (type guards dropped)
+
+
+class LoopCtx:
+    __slots__ = ("target",)
+
+    def __init__(self, target):
+        self.target = target  # temp receiving `break value`, or None
+
+
+class FnState:
+    def __init__(self, kind: str, name: str, parent=None, captured=frozenset(),
+                 ints=frozenset()):
+        self.kind = kind            # "main", "fn", "closure"
+        self.name = name
+        self.parent = parent
+        self.scopes: list[dict] = [{}]
+        self.captured = captured    # decl keys that must live in cells
+        self.ints = ints            # decl keys that only hold integers
+        self.captures: list[tuple[VarInfo, VarInfo]] = []  # (outer var, local cell param)
+        self.n = 0
+        self.loops: list[LoopCtx] = []
+        self.catch_vars: list[str] = []
+        self.top_vars: list[tuple] = []
+        self.exports: list[tuple] = []
+        self.submodules: list[tuple] = []
+
+
+# --- capture analysis ---------------------------------------------------------------------
+
+def _children(node):
+    for f in node.__slots__:
+        v = getattr(node, f)
+        if isinstance(v, A.Node):
+            yield v
+        elif isinstance(v, list):
+            for x in v:
+                if isinstance(x, A.Node):
+                    yield x
+                elif isinstance(x, tuple):
+                    for y in x:
+                        if isinstance(y, A.Node):
+                            yield y
+
+
+def find_captured(params_decl, body) -> frozenset:
+    """Declarations (keys `(id(node), name)`) that a closure inside `body` refers to."""
+    captured = set()
+    scopes = [dict(params_decl)]
+    level = [0]
+    lv = {k: 0 for k in params_decl.values()}
+
+    def declare(name, key):
+        scopes[-1][name] = key
+        lv[key] = level[0]
+
+    def visit(n):
+        t = type(n)
+        if t is A.Var:
+            for s in reversed(scopes):
+                k = s.get(n.name)
+                if k is not None:
+                    if lv[k] < level[0]:
+                        captured.add(k)
+                    return
+            return
+        if t is A.Block:
+            scopes.append({})
+            for s in n.stmts:
+                visit(s)
+            scopes.pop()
+            return
+        if t is A.Let:
+            if n.value is not None:
+                visit(n.value)
+            declare(n.name, (id(n), n.name))
+            return
+        if t is A.For:
+            visit(n.iterable)
+            scopes.append({})
+            declare(n.var, (id(n), n.var))
+            if n.counter:
+                declare(n.counter, (id(n), n.counter))
+            visit(n.body)
+            scopes.pop()
+            return
+        if t is A.TryCatch:
+            visit(n.body)
+            scopes.append({})
+            if n.var:
+                declare(n.var, (id(n), n.var))
+            visit(n.handler)
+            scopes.pop()
+            return
+        if t is A.Closure:
+            level[0] += 1
+            scopes.append({})
+            for p in n.params:
+                declare(p, (id(n), p))
+            visit(n.body)
+            scopes.pop()
+            level[0] -= 1
+            return
+        if t is A.FnDef:
+            return
+        for c in _children(n):
+            visit(c)
+
+    visit(body)
+    return frozenset(captured)
+
+
+ARITH = {"+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^"}
+
+
+def infer_ints(params_decl, body, mut_names=frozenset()) -> frozenset:
+    """Declarations (keys as in `find_captured`) that only ever hold integers: every value
+    assigned to them is an integer expression. The compiler drops type guards on those.
+    Variables captured by closures, used as method receivers or assigned through an index or
+    property are never integer-typed (something else may change them)."""
+    assigns: dict = {k: [None] for k in params_decl.values()}
+    var_decl: dict = {}
+    scopes = [dict(params_decl)]
+    in_closure = [0]
+    decl_level: dict = {k: 0 for k in params_decl.values()}
+
+    def resolve(name):
+        for sc in reversed(scopes):
+            k = sc.get(name)
+            if k is not None:
+                return k
+        return None
+
+    def declare(name, key, values):
+        scopes[-1][name] = key
+        decl_level[key] = in_closure[0]
+        assigns[key] = values
+
+    def root_var(e):
+        while type(e) in (A.Index, A.Prop):
+            e = e.target
+        return e if type(e) is A.Var else None
+
+    def spoil(e):
+        v = root_var(e)
+        if v is not None:
+            k = resolve(v.name)
+            if k is not None:
+                assigns[k].append(None)
+
+    def visit(n):
+        t = type(n)
+        if t is A.Var:
+            k = resolve(n.name)
+            if k is not None:
+                var_decl[id(n)] = k
+                if decl_level[k] < in_closure[0]:
+                    assigns[k].append(None)
+            return
+        if t is A.Block:
+            scopes.append({})
+            for st in n.stmts:
+                visit(st)
+            scopes.pop()
+            return
+        if t is A.Let:
+            if n.value is not None:
+                visit(n.value)
+            declare(n.name, (id(n), n.name), [n.value])
+            return
+        if t is A.For:
+            visit(n.iterable)
+            scopes.append({})
+            rng = type(n.iterable) is A.Binary and n.iterable.op in ("..", "..=")
+            declare(n.var, (id(n), n.var), ["INT" if rng else None])
+            if n.counter:
+                declare(n.counter, (id(n), n.counter), ["INT"])
+            visit(n.body)
+            scopes.pop()
+            return
+        if t is A.TryCatch:
+            visit(n.body)
+            scopes.append({})
+            if n.var:
+                declare(n.var, (id(n), n.var), [None])
+            visit(n.handler)
+            scopes.pop()
+            return
+        if t is A.Closure:
+            in_closure[0] += 1
+            scopes.append({})
+            for p in n.params:
+                declare(p, (id(n), p), [None])
+            visit(n.body)
+            scopes.pop()
+            in_closure[0] -= 1
+            return
+        if t is A.Assign:
+            visit(n.value)
+            if type(n.target) is A.Var:
+                k = resolve(n.target.name)
+                if k is not None:
+                    var_decl[id(n.target)] = k
+                    if decl_level[k] < in_closure[0]:
+                        assigns[k].append(None)
+                    elif n.op is None:
+                        assigns[k].append(n.value)
+                    else:
+                        assigns[k].append(("op", n.op, n.target, n.value))
+            else:
+                spoil(n.target)
+                visit(n.target)
+            return
+        if t is A.MethodCall:
+            spoil(n.target)
+        elif t is A.Call and n.args and n.name in mut_names:
+            spoil(n.args[0])
+        elif t is A.FnDef:
+            return
+        for c in _children(n):
+            visit(c)
+
+    visit(body)
+    ints = {k for k in assigns if decl_level.get(k, 0) == 0}
+
+    def is_int(e):
+        if e == "INT":
+            return True
+        if e is None:
+            return False
+        if type(e) is tuple:
+            _, op, var, value = e
+            return op in ARITH and is_int(var) and is_int(value)
+        t = type(e)
+        if t is A.Lit:
+            return type(e.value) is int
+        if t is A.Var:
+            return var_decl.get(id(e)) in ints
+        if t is A.Binary:
+            return e.op in ARITH and is_int(e.left) and is_int(e.right)
+        if t is A.Unary:
+            return e.op in ("-", "+") and is_int(e.operand)
+        return False
+
+    changed = True
+    while changed:
+        changed = False
+        for k in list(ints):
+            if not all(is_int(e) for e in assigns[k]):
+                ints.discard(k)
+                changed = True
+    return frozenset(ints)
+
+
+# --- the compiler --------------------------------------------------------------------------
+
+class CompileInfo:
+    """What the runtime needs to know about a compiled script."""
+
+    def __init__(self):
+        self.functions: list[tuple] = []    # (name, arity, pyname, params, uses_this, private, docs)
+        self.closures: dict[str, tuple] = {}  # pyname -> (anon name, arity incl. captures, uses_this)
+        self.natives: dict[str, tuple] = {}   # binding -> (name, arity, ctx, mut)
+        self.chars: dict[str, str] = {}       # global name -> char
+        self.fn_names: dict[str, str] = {}    # pyname -> Rhai function name (for call stacks)
+        self.var_names: set[str] = set()      # every declared variable (for "did you mean")
+        self.top_names: set[str] = set()      # top-level variables
+        self.ops_check = False
+        self.limits_check = False
+
+
+class Compiler:
+    def __init__(self, script: A.Script, *, filename: str, guess=None, ops_check: bool = False,
+                 limits_check: bool = False):
+        self.script = script
+        self.filename = filename
+        self.guess = guess or (lambda name, arity: None)
+        self.ops_check = ops_check
+        self.limits_check = limits_check
+        self.info = CompileInfo()
+        self.info.ops_check = ops_check
+        self.info.limits_check = limits_check
+        self.defs: list[P.stmt] = []
+        self.L = 1
+        self.C = 1
+        self.out: list[P.stmt] = []
+        self.st: FnState | None = None
+        self.n_anon = 0
+        self.fns: dict[tuple[str, int], A.FnDef] = {}
+        self.fn_py: dict[tuple[str, int], str] = {}
+        for f in script.functions:
+            key = (f.name, len(f.params))
+            self.fns[key] = f
+            self.fn_py[key] = f"rf_{f.name}_{len(f.params)}"
+        self.fn_by_name = {f.name for f in script.functions}
+
+    # ====================================================================================
+    # node construction helpers (every node gets the current Rhai position)
+    # ====================================================================================
+    def _p(self, node):
+        node.lineno = self.L
+        node.col_offset = self.C
+        node.end_lineno = self.L
+        node.end_col_offset = self.C + 1
+        return node
+
+    def name(self, id):
+        return self._p(P.Name(id=id, ctx=LOAD))
+
+    def sname(self, id):
+        return self._p(P.Name(id=id, ctx=STORE))
+
+    def const(self, v):
+        if type(v) is Char:
+            gname = f"_ch{ord(v)}"
+            self.info.chars[gname] = str(v)
+            return self.name(gname)
+        return self._p(P.Constant(value=v))
+
+    def call(self, fn, args, keywords=None):
+        if isinstance(fn, str):
+            fn = self.name(fn)
+        return self._p(P.Call(func=fn, args=list(args), keywords=keywords or []))
+
+    def attr(self, value, attr, store=False):
+        return self._p(P.Attribute(value=value, attr=attr, ctx=STORE if store else LOAD))
+
+    def ifexp(self, test, body, orelse):
+        return self._p(P.IfExp(test=test, body=body, orelse=orelse))
+
+    def cmp(self, left, ops, comps):
+        return self._p(P.Compare(left=left, ops=[o() for o in ops], comparators=list(comps)))
+
+    def band(self, *values):
+        vals = [v for v in values if v is not None]
+        if len(vals) == 1:
+            return vals[0]
+        return self._p(P.BoolOp(op=P.And(), values=vals))
+
+    def bor(self, *values):
+        return self._p(P.BoolOp(op=P.Or(), values=list(values)))
+
+    def binop(self, left, op, right):
+        return self._p(P.BinOp(left=left, op=op(), right=right))
+
+    def unop(self, op, v):
+        return self._p(P.UnaryOp(op=op(), operand=v))
+
+    def walrus(self, tname, value):
+        return self._p(P.NamedExpr(target=self.sname(tname), value=value))
+
+    def typeof(self, e):
+        return self.call("type", [e])
+
+    def is_type(self, e, tname):
+        return self.cmp(self.typeof(e), [P.Is], [self.name(tname)])
+
+    def assign(self, target, value):
+        if isinstance(target, str):
+            target = self.sname(target)
+        return self._p(P.Assign(targets=[target], value=value))
+
+    def stmt_expr(self, value):
+        return self._p(P.Expr(value=value))
+
+    def emit(self, *stmts):
+        self.out.extend(stmts)
+
+    def tmp(self) -> str:
+        self.st.n += 1
+        return f"_t{self.st.n}"
+
+    def at(self, node):
+        old = (self.L, self.C)
+        if node.line:
+            self.L, self.C = node.line, node.col
+        return old
+
+    def error(self, message, node, hint=None):
+        return RhaiSyntaxError(message, node.line, node.col, source_name=self.script.source_name,
+                               source=self.script.source, hint=hint)
+
+    @staticmethod
+    def simple(e) -> bool:
+        return isinstance(e, (P.Constant, P.Name))
+
+    def split(self, e):
+        """(first use, later uses) of an expression that is used more than once."""
+        if self.simple(e):
+            return e, e
+        t = self.tmp()
+        return self.walrus(t, e), self.name(t)
+
+    # ====================================================================================
+    # scopes
+    # ====================================================================================
+    def declare(self, name, decl_node, const=False, kind="local", prefix="v"):
+        st = self.st
+        st.n += 1
+        py = f"{prefix}_{name}_{st.n}"
+        if kind == "local":
+            self.info.var_names.add(name)
+            if st.kind == "main" and len(st.scopes) == 1:
+                self.info.top_names.add(name)
+        key = (id(decl_node), name)
+        cell = key in st.captured
+        vi = VarInfo(name, py, const=const, cell=cell, kind=kind,
+                     int=(not cell and kind == "local" and key in st.ints))
+        st.scopes[-1][name if kind == "local" else "::" + name] = vi
+        return vi
+
+    def lookup(self, name, st=None, key=None):
+        st = st or self.st
+        key = key or name
+        for s in reversed(st.scopes):
+            v = s.get(key)
+            if v is not None:
+                return v
+        if st.kind == "closure" and st.parent is not None:
+            outer = self.lookup(name, st.parent, key)
+            if outer is None:
+                return None
+            if outer.kind == "module":
+                return outer_module_capture(self, st, outer, key)
+            # capture: the outer variable is a cell; the closure gets it as a parameter
+            st.n += 1
+            local = VarInfo(name, f"c_{name}_{st.n}", const=outer.const, cell=True)
+            st.captures.append((outer, local))
+            st.scopes[0][key] = local
+            return local
+        return None
+
+    def load_var(self, vi: VarInfo):
+        n = self.name(vi.py)
+        return self.attr(n, "v") if vi.cell else n
+
+    def store_var(self, vi: VarInfo, value):
+        if vi.cell:
+            return self.assign(self.attr(self.name(vi.py), "v", store=True), value)
+        return self.assign(vi.py, value)
+
+    # ====================================================================================
+    # entry point
+    # ====================================================================================
+    def compile(self):
+        script = self.script
+        # script functions
+        for f in script.functions:
+            self.defs.append(self.function(f))
+            self.info.functions.append((f.name, len(f.params), self.fn_py[(f.name, len(f.params))],
+                                        list(f.params), f.uses_this, f.private, f.docs))
+            self.info.fn_names[self.fn_py[(f.name, len(f.params))]] = f.name
+        main = self.main(script)
+        mod = P.Module(body=[main] + self.defs, type_ignores=[])
+        return mod, self.info
+
+    def main(self, script: A.Script):
+        body = A.Block(script.stmts)
+        captured = find_captured({}, body) if script.has_closure else frozenset()
+        st = FnState("main", _MAIN, captured=captured, ints=infer_ints({}, body, MUT_NAMES))
+        self.st = st
+        self.out = []
+        self.L, self.C = 1, 1
+        body = self.out
+        self.block_value_stmts(script.stmts, self.return_sink, new_scope=False)
+        # export top-level variables to the scope, and module exports
+        self.L, self.C = 1, 1
+        fin = [self.stmt_expr(self.call("_export_scope", [
+            self.name("_e"), self.call("locals", []),
+            self.const(tuple(st.top_vars))]))]
+        if st.exports or st.submodules:
+            fin.append(self.stmt_expr(self.call("_export_module", [
+                self.call("locals", []), self.const(tuple(st.exports)),
+                self.const(tuple(st.submodules))])))
+        tryst = self._p(P.Try(body=body or [self._p(P.Pass())], handlers=[], orelse=[],
+                              finalbody=fin))
+        self.info.fn_names[_MAIN] = "<main>"
+        return self.fndef(_MAIN, ["_d", "_e", "_t"], [tryst])
+
+    def fndef(self, name, params, body):
+        args = P.arguments(posonlyargs=[], args=[self._p(P.arg(arg=p, annotation=None))
+                                                  for p in params], vararg=None,
+                           kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+        return self._p(P.FunctionDef(name=name, args=args, body=body, decorator_list=[],
+                                     returns=None, type_comment=None))
+
+    def prologue(self, weight: int):
+        out = []
+        # if _d > _MAXD: _overflow(_d)
+        out.append(self._p(P.If(test=self.cmp(self.name("_d"), [P.Gt], [self.name("_MAXD")]),
+                                body=[self.stmt_expr(self.call("_overflow", [self.name("_d")]))],
+                                orelse=[])))
+        if self.ops_check:
+            out.extend(self.tick(weight))
+        return out
+
+    def tick(self, weight: int):
+        s = self.name("_S")
+        aug = self._p(P.AugAssign(target=self.attr(s, "ops", store=True), op=P.Add(),
+                                  value=self.const(max(1, weight))))
+        chk = self._p(P.If(test=self.cmp(self.attr(self.name("_S"), "ops"), [P.Gt],
+                                         [self.name("_MAXOPS")]),
+                           body=[self.stmt_expr(self.call("_too_many_ops", []))], orelse=[]))
+        return [aug, chk]
+
+    def function(self, f: A.FnDef):
+        params_decl = {p: (id(f), p) for p in f.params}
+        captured = find_captured(params_decl, f.body) if f.has_closure else frozenset()
+        st = FnState("fn", f.name, captured=captured,
+                     ints=infer_ints(params_decl, f.body, MUT_NAMES))
+        self.st = st
+        self.out = []
+        old = self.at(f)
+        pyparams = ["_d", "_e", "_t"]
+        pre = []
+        for p in f.params:
+            vi = self.declare(p, f)
+            pyparams.append(vi.py)
+            if vi.cell:
+                pre.append(self.assign(vi.py, self.call("_Cell", [self.name(vi.py)])))
+        self.out.extend(self.prologue(len(f.body.stmts)))
+        self.out.extend(pre)
+        self.block_value(f.body, self.return_sink)
+        body = self.out
+        self.L, self.C = old
+        self.L, self.C = f.line, f.col
+        d = self.fndef(self.fn_py[(f.name, len(f.params))], pyparams, body)
+        return d
+
+    # ====================================================================================
+    # sinks: where the value of a block goes
+    # ====================================================================================
+    def return_sink(self, value):
+        self.emit(self._p(P.Return(value=value)))
+
+    def assign_sink(self, tname):
+        def sink(value):
+            self.emit(self.assign(tname, value))
+        return sink
+
+    def discard_sink(self, value):
+        if not isinstance(value, (P.Constant, P.Name)):
+            self.emit(self.stmt_expr(value))
+
+    # ====================================================================================
+    # blocks and statements
+    # ====================================================================================
+    def block(self, block: A.Block):
+        self.st.scopes.append({})
+        for s in block.stmts:
+            self.stmt(s)
+        self.st.scopes.pop()
+
+    def block_value(self, block: A.Block, sink):
+        old = self.at(block)
+        self.block_value_stmts(block.stmts, sink)
+        self.L, self.C = old
+
+    def block_value_stmts(self, stmts, sink, new_scope=True):
+        if new_scope:
+            self.st.scopes.append({})
+        for s in stmts[:-1]:
+            self.stmt(s)
+        if stmts:
+            self.stmt_value(stmts[-1], sink)
+        else:
+            sink(self.const(None))
+        if new_scope:
+            self.st.scopes.pop()
+
+    def stmt_value(self, s, sink):
+        """Compile the last statement of a block, sending its value to `sink`."""
+        old = self.at(s)
+        t = type(s)
+        if t is A.ExprStmt:
+            e = s.expr
+            te = type(e)
+            if te is A.If:
+                self.if_stmt(e, sink)
+            elif te is A.Switch:
+                self.switch_stmt(e, sink)
+            elif te is A.BlockExpr:
+                self.block_value(e.block, sink)
+            elif te is A.StmtExpr:
+                self.stmt_value(e.stmt, sink)
+            else:
+                v = self.expr(e)
+                sink(self.cp_if_place(e, v, returning=sink == self.return_sink))
+        elif t is A.Block:
+            self.block_value(s, sink)
+        elif t in (A.While, A.DoWhile, A.For):
+            target = self.tmp() if _has_break_value(s) else None
+            if target:
+                self.emit(self.assign(target, self.const(None)))
+            self.loop_stmt(s, target)
+            sink(self.name(target) if target else self.const(None))
+        elif t is A.TryCatch:
+            self.try_stmt(s, sink)
+        elif t in (A.Return, A.Throw, A.Break, A.Continue):
+            self.stmt(s)
+        else:
+            self.stmt(s)
+            if sink is not self.discard_sink:
+                sink(self.const(None))
+        self.L, self.C = old
+
+    def stmt(self, s):
+        old = self.at(s)
+        t = type(s)
+        if t is A.ExprStmt:
+            e = s.expr
+            te = type(e)
+            if te is A.If:
+                self.if_stmt(e, None)
+            elif te is A.Switch:
+                self.switch_stmt(e, None)
+            elif te is A.BlockExpr:
+                self.block(e.block)
+            elif te is A.StmtExpr:
+                self.stmt(e.stmt)
+            elif te is A.MethodCall or te is A.Call:
+                v = self.expr(e)
+                if not isinstance(v, (P.Constant, P.Name)):
+                    self.emit(self.stmt_expr(v))
+            else:
+                v = self.expr(e)
+                if not isinstance(v, (P.Constant, P.Name)):
+                    self.emit(self.stmt_expr(v))
+        elif t is A.Let:
+            self.let_stmt(s)
+        elif t is A.Assign:
+            self.assign_stmt(s)
+        elif t is A.Block:
+            self.block(s)
+        elif t in (A.While, A.DoWhile, A.For):
+            self.loop_stmt(s, None)
+        elif t is A.Break:
+            self.break_stmt(s)
+        elif t is A.Continue:
+            self.emit(self._p(P.Continue()))
+        elif t is A.Return:
+            v = self.const(None) if s.value is None else self.cp_if_place(
+                s.value, self.expr(s.value), returning=True)
+            self.emit(self._p(P.Return(value=v)))
+        elif t is A.Throw:
+            self.throw_stmt(s)
+        elif t is A.TryCatch:
+            self.try_stmt(s, None)
+        elif t is A.Import:
+            self.import_stmt(s)
+        elif t is A.Export:
+            self.export_stmt(s)
+        elif t is A.FnDef:
+            pass  # compiled separately
+        else:  # pragma: no cover
+            raise self.error(f"cannot compile statement {t.__name__}", s)
+        self.L, self.C = old
+
+    def let_stmt(self, s: A.Let):
+        if s.value is None:
+            v = self.const(None)
+        else:
+            v = self.cp_if_place(s.value, self.expr(s.value))
+        st = self.st
+        vi = self.declare(s.name, s, const=s.const)
+        if vi.cell:
+            v = self.call("_Cell", [v])
+        self.emit(self.assign(vi.py, v))
+        if st.kind == "main" and len(st.scopes) == 1:
+            st.top_vars.append((s.name, vi.py, s.const, vi.cell))
+            if s.const:
+                self.emit(self.assign(self._p(P.Subscript(value=self.name("_G"),
+                                                          slice=self.const(s.name), ctx=STORE)),
+                                      self.load_var(vi)))
+            if s.export:
+                st.exports.append((vi.py, s.name, vi.cell))
+        elif s.export:
+            raise self.error("'export' is only allowed at global level", s)
+
+    def export_stmt(self, s: A.Export):
+        st = self.st
+        for name, alias, line, col in s.names:
+            vi = st.scopes[0].get(name) if st.kind == "main" else None
+            if vi is None or len(st.scopes) != 1:
+                raise RhaiSyntaxError(f"cannot export '{name}': it is not a variable defined at "
+                                      "global level", line, col,
+                                      source_name=self.script.source_name,
+                                      source=self.script.source)
+            st.exports.append((vi.py, alias, vi.cell))
+
+    def import_stmt(self, s: A.Import):
+        path = self.expr(s.path)
+        old = self.at(s.path)
+        m = self.call("_import", [self.name("_d"), path])
+        self.L, self.C = old
+        if s.alias is None:
+            self.emit(self.stmt_expr(m))
+            return
+        vi = self.declare(s.alias, s, kind="module", prefix="m")
+        self.emit(self.assign(vi.py, m))
+        st = self.st
+        if st.kind == "main" and len(st.scopes) == 1:
+            st.submodules.append((vi.py, s.alias))
+
+    def break_stmt(self, s: A.Break):
+        loop = self.st.loops[-1] if self.st.loops else None
+        if s.value is not None:
+            v = self.cp_if_place(s.value, self.expr(s.value))
+            if loop is not None and loop.target:
+                self.emit(self.assign(loop.target, v))
+            elif not self.simple(v):
+                self.emit(self.stmt_expr(v))
+        self.emit(self._p(P.Break()))
+
+    def throw_stmt(self, s: A.Throw):
+        if s.value is None:
+            if self.st.catch_vars:
+                self.emit(self._p(P.Raise(exc=self.name(self.st.catch_vars[-1]), cause=None)))
+                return
+            v = self.const(None)
+        else:
+            v = self.cp_if_place(s.value, self.expr(s.value))
+        self.emit(self._p(P.Raise(exc=self.call("_throw", [v]), cause=None)))
+
+    def try_stmt(self, s: A.TryCatch, sink):
+        st = self.st
+        saved = self.out
+        self.out = []
+        if sink is not None:
+            self.block_value(s.body, sink)
+        else:
+            self.block(s.body)
+        body = self.out or [self._p(P.Pass())]
+        self.out = []
+        xname = self.tmp()
+        st.catch_vars.append(xname)
+        st.scopes.append({})
+        cv = self.call("_catch", [self.name(xname)])
+        if s.var:
+            vi = self.declare(s.var, s)
+            if vi.cell:
+                cv = self.call("_Cell", [cv])
+            self.emit(self.assign(vi.py, cv))
+        else:
+            self.emit(self.stmt_expr(cv))
+        old = self.at(s.handler)
+        self.block(s.handler)
+        self.L, self.C = old
+        if sink is not None:
+            sink(self.const(None))
+        st.scopes.pop()
+        st.catch_vars.pop()
+        handler_body = self.out
+        self.out = saved
+        h = self._p(P.ExceptHandler(type=self.name("Exception"), name=xname, body=handler_body))
+        self.emit(self._p(P.Try(body=body, handlers=[h], orelse=[], finalbody=[])))
+
+    # --- if / switch -------------------------------------------------------------------
+    def cond(self, e):
+        """A condition: must be a boolean (Rhai never converts)."""
+        v = self.expr(e)
+        if self.is_bool(e):
+            return v
+        old = self.at(e)
+        a1, a2 = self.split(v)
+        r = self.ifexp(self.is_type(a1, "bool"), a2, self.call("_need_bool", [a2]))
+        self.L, self.C = old
+        return r
+
+    def is_int(self, e) -> bool:
+        """Is this expression statically an integer (or an error)?"""
+        t = type(e)
+        if t is A.Lit:
+            return type(e.value) is int
+        if t is A.Var:
+            vi = self.lookup(e.name)
+            return vi is not None and vi.int
+        if t is A.Binary:
+            return e.op in ARITH and self.is_int(e.left) and self.is_int(e.right)
+        if t is A.Unary:
+            return e.op in ("-", "+") and self.is_int(e.operand)
+        return False
+
+    def is_bool(self, e) -> bool:
+        t = type(e)
+        if t is A.Lit:
+            return type(e.value) is bool
+        if t is A.Binary:
+            return e.op in BOOL_RESULT_OPS
+        if t is A.Logic:
+            return True
+        if t is A.Unary:
+            return e.op == "!"
+        return False
+
+    def if_stmt(self, e: A.If, sink):
+        test = self.cond(e.cond)
+        saved = self.out
+        self.out = []
+        if sink is None:
+            self.block(e.then)
+        else:
+            self.block_value(e.then, sink)
+        then = self.out or [self._p(P.Pass())]
+        self.out = []
+        if e.orelse is None:
+            if sink is not None:
+                sink(self.const(None))
+        elif type(e.orelse) is A.If:
+            old = self.at(e.orelse)
+            self.if_stmt(e.orelse, sink)
+            self.L, self.C = old
+        else:
+            if sink is None:
+                self.block(e.orelse)
+            else:
+                self.block_value(e.orelse, sink)
+        orelse = self.out
+        self.out = saved
+        self.emit(self._p(P.If(test=test, body=then, orelse=orelse)))
+
+    def switch_stmt(self, e: A.Switch, sink):
+        subj = self.expr(e.subject)
+        if not self.simple(subj) or isinstance(subj, P.Name) and not subj.id.startswith("_t"):
+            t = self.tmp()
+            self.emit(self.assign(t, subj))
+            subj = self.name(t)
+        # exact values first (in order), then ranges, as Rhai's hashed look-up does
+        plain, ranges = [], []
+        for c in e.cases:
+            if all(isinstance(v, A.Binary) for v in c.values):
+                ranges.append(c)
+            else:
+                plain.append(c)
+        chain = []
+        for c in plain + ranges:
+            old = self.at(c)
+            tests = []
+            for v in c.values:
+                if isinstance(v, A.Binary):
+                    r = self.call("_Range", [self.const(v.left.value), self.const(v.right.value),
+                                             self.const(v.op == "..=")])
+                    tests.append(self.call("_srange", [subj, r]))
+                else:
+                    tests.append(self.case_test(subj, v))
+            test = tests[0] if len(tests) == 1 else self.bor(*tests)
+            saved = self.out
+            self.out = []
+            if c.guard is not None:
+                g = self.cond(c.guard)
+                pre_guard = self.out
+                self.out = []
+            else:
+                g = None
+                pre_guard = []
+            self.case_body(c.body, sink)
+            body = self.out or [self._p(P.Pass())]
+            self.out = saved
+            if g is not None:
+                if pre_guard:
+                    # guard with statements: evaluate inside the match
+                    flag = self.tmp()
+                    inner = pre_guard + [self.assign(flag, g)]
+                    chain.append((test, inner, flag, body))
+                else:
+                    chain.append((self.band(test, g), [], None, body))
+            else:
+                chain.append((test, [], None, body))
+            self.L, self.C = old
+        saved = self.out
+        self.out = []
+        if e.default is not None:
+            self.case_body(e.default, sink)
+        elif sink is not None:
+            sink(self.const(None))
+        orelse = self.out
+        self.out = saved
+        # build nested if/elif from the end
+        for test, inner, flag, body in reversed(chain):
+            if flag is None:
+                orelse = [self._p(P.If(test=test, body=body, orelse=orelse))]
+            else:
+                # if test: inner; if flag: body else: <rest>   else: <rest>
+                rest = orelse
+                orelse = [self._p(P.If(test=test, body=inner + [
+                    self._p(P.If(test=self.name(flag), body=body, orelse=list(rest)))],
+                    orelse=list(rest)))]
+        self.emit(*orelse)
+
+    def case_test(self, subj, v):
+        if isinstance(v, A.Lit):
+            val = v.value
+            if val is None:
+                return self.cmp(subj, [P.Is], [self.const(None)])
+            if type(val) is bool:
+                return self.cmp(subj, [P.Is], [self.const(val)])
+            if type(val) in (int, float, str):
+                return self.band(self.is_type(subj, {int: "int", float: "float",
+                                                     str: "str"}[type(val)]),
+                                 self.cmp(subj, [P.Eq], [self.const(val)]))
+        return self.call("_seq", [subj, self.expr(v)])
+
+    def case_body(self, body, sink):
+        if isinstance(body, A.BlockExpr):
+            if sink is None:
+                self.block(body.block)
+            else:
+                self.block_value(body.block, sink)
+        else:
+            old = self.at(body)
+            v = self.expr(body)
+            if sink is None:
+                if not self.simple(v):
+                    self.emit(self.stmt_expr(v))
+            else:
+                sink(self.cp_if_place(body, v))
+            self.L, self.C = old
+
+    # --- loops ---------------------------------------------------------------------------
+    def loop_stmt(self, s, target):
+        st = self.st
+        t = type(s)
+        st.loops.append(LoopCtx(target))
+        tick = self.tick(len(s.body.stmts) + 1) if self.ops_check else []
+        if t is A.While:
+            if s.cond is None:
+                saved = self.out
+                self.out = list(tick)
+                self.block(s.body)
+                body = self.out or [self._p(P.Pass())]
+                self.out = saved
+                self.emit(self._p(P.While(test=self.const(True), body=body, orelse=[])))
+            else:
+                saved = self.out
+                self.out = []
+                test = self.cond(s.cond)
+                pre = self.out
+                self.out = list(tick)
+                self.block(s.body)
+                body = self.out or [self._p(P.Pass())]
+                self.out = saved
+                if pre:
+                    brk = self._p(P.If(test=self.unop(P.Not, test), body=[self._p(P.Break())],
+                                       orelse=[]))
+                    self.emit(self._p(P.While(test=self.const(True), body=pre + [brk] + body,
+                                              orelse=[])))
+                else:
+                    self.emit(self._p(P.While(test=test, body=body, orelse=[])))
+        elif t is A.DoWhile:
+            saved = self.out
+            self.out = list(tick)
+            self.block(s.body)
+            old = self.at(s.cond)
+            test = self.cond(s.cond)
+            if not s.until:
+                test = self.unop(P.Not, test)
+            self.emit(self._p(P.If(test=test, body=[self._p(P.Break())], orelse=[])))
+            self.L, self.C = old
+            body = self.out
+            self.out = saved
+            self.emit(self._p(P.While(test=self.const(True), body=body, orelse=[])))
+        else:  # For
+            it = s.iterable
+            if type(it) is A.Binary and it.op in ("..", "..="):
+                a, b = self.exprs([it.left, it.right])
+                old = self.at(it)
+                iterable = self.call("_forr" if it.op == ".." else "_forri", [a, b])
+                self.L, self.C = old
+            else:
+                iterable = self.call("_iter", [self.expr(it)])
+            st.scopes.append({})
+            vi = self.declare(s.var, s)
+            ci = self.declare(s.counter, s) if s.counter else None
+            setup = []
+            if vi.cell:
+                setup.append(self.assign(vi.py, self.call("_Cell", [])))
+            if ci is not None and ci.cell:
+                setup.append(self.assign(ci.py, self.call("_Cell", [])))
+            tv = self.attr(self.name(vi.py), "v", store=True) if vi.cell else self.sname(vi.py)
+            if ci is not None:
+                tc = self.attr(self.name(ci.py), "v", store=True) if ci.cell else self.sname(ci.py)
+                target = self._p(P.Tuple(elts=[tc, tv], ctx=STORE))
+                iterable = self.call("enumerate", [iterable])
+            else:
+                target = tv
+            saved = self.out
+            self.out = list(tick)
+            self.block(s.body)
+            body = self.out or [self._p(P.Pass())]
+            self.out = saved
+            st.scopes.pop()
+            self.emit(*setup)
+            self.emit(self._p(P.For(target=target, iter=iterable, body=body, orelse=[],
+                                    type_comment=None)))
+        st.loops.pop()
+
+    # --- assignment ------------------------------------------------------------------------
+    def assign_stmt(self, s: A.Assign):
+        target = s.target
+        # value first (Rhai evaluates the right-hand side before the target)
+        value = self.expr(s.value)
+        if s.op is None:
+            value = self.cp_if_place(s.value, value)
+        if type(target) is A.Var:
+            vi = self.lookup(target.name)
+            if vi is not None and vi.kind == "local":
+                if vi.const:
+                    raise self.error(f"cannot assign to constant '{target.name}'", s,
+                                     hint=f"declare it with 'let {target.name}' to change it")
+                if s.op is None:
+                    self.emit(self.store_var(vi, value))
+                elif s.op == "+" and not vi.int and not vi.cell and not self.is_int(s.value):
+                    # `s += x` on strings: CPython's in-place string concatenation needs the
+                    # plain statement `v += x` on a local
+                    if not self.simple(value):
+                        t = self.tmp()
+                        self.emit(self.assign(t, value))
+                        value = self.name(t)
+                    inplace = [self._p(P.AugAssign(target=self.sname(vi.py), op=P.Add(),
+                                                   value=value))]
+                    if self.limits_check:
+                        inplace.append(self.stmt_expr(self.call("_chkstr",
+                                                                [self.name(vi.py)])))
+                    test = self.cmp(self.typeof(self.name(vi.py)), [P.Is, P.Is],
+                                    [self.typeof(value), self.name("str")])
+                    other = self.store_var(vi, self.op_values("+", self.load_var(vi), value,
+                                                              compound=True))
+                    self.emit(self._p(P.If(test=test, body=inplace, orelse=[other])))
+                else:
+                    cur = self.load_var(vi)
+                    self.emit(self.store_var(vi, self.op_values(
+                        s.op, cur, value, compound=True, ia=vi.int,
+                        ib=self.is_int(s.value))))
+                return
+        if type(target) is A.Index and type(target.target) is A.Var and s.op is None \
+                and not self.limits_check:
+            vi = self.lookup(target.target.name)
+            if vi is not None and vi.kind == "local" and not vi.cell and not vi.const \
+                    and not vi.int:
+                # fast path: `m[k] = v` on a map with a string key, or an array in range
+                if not self.simple(value):
+                    t = self.tmp()
+                    self.emit(self.assign(t, value))
+                    value = self.name(t)
+                old = self.at(target)
+                k = self.expr(target.index)
+                if not self.simple(k):
+                    kt = self.tmp()
+                    self.emit(self.assign(kt, k))
+                    k = self.name(kt)
+                o = self.name(vi.py)
+                sub = self._p(P.Subscript(value=self.name(vi.py), slice=k, ctx=STORE))
+                fast_map = self.band(self.is_type(o, "dict"), self.is_type(k, "str"))
+                fast_arr = self.band(self.is_type(k, "int"), self.is_type(o, "list"),
+                                     self.cmp(self.unop(P.USub, self.call("len", [o])),
+                                              [P.LtE, P.Lt], [k, self.call("len", [o])]))
+                slow = self.assign(vi.py, self.call("_setidx", [o, k, value]))
+                self.emit(self._p(P.If(test=self.bor(fast_map, fast_arr),
+                                       body=[self.assign(sub, value)], orelse=[slow])))
+                self.L, self.C = old
+                return
+        if not self.simple(value):
+            t = self.tmp()
+            self.emit(self.assign(t, value))
+            value = self.name(t)
+        place = self.place(target)
+        if s.op is not None:
+            value = self.op_values(s.op, place.load(), value, compound=True)
+        place.store(value)
+
+    def place(self, e):
+        t = type(e)
+        if t is A.Var:
+            vi = self.lookup(e.name)
+            if vi is not None and vi.kind == "local":
+                return VarPlace(self, vi, e)
+            return FreePlace(self, e.name)
+        if t is A.This:
+            return ThisPlace(self)
+        if t is A.Index or t is A.Prop:
+            parent = self.place(e.target) if _is_place(e.target) else None
+            old = self.at(e)
+            if parent is not None:
+                cont = parent.load()
+            else:
+                cont = self.expr(e.target)
+            c = self.tmp()
+            self.emit(self.assign(c, cont))
+            if t is A.Index:
+                k = self.expr(e.index)
+                if not isinstance(k, P.Constant):
+                    kt = self.tmp()
+                    self.emit(self.assign(kt, k))
+                    k = self.name(kt)
+                p = IndexPlace(self, parent, c, k, e)
+            else:
+                p = PropPlace(self, parent, c, e.name, e)
+            self.L, self.C = old
+            return p
+        raise self.error("cannot assign to this expression", e)
+
+    # ====================================================================================
+    # expressions
+    # ====================================================================================
+    def expr(self, e):
+        old = (self.L, self.C)
+        if e.line:
+            self.L, self.C = e.line, e.col
+        try:
+            return self._EXPR[type(e)](self, e)
+        finally:
+            self.L, self.C = old
+
+    def exprs(self, es):
+        """Compile several operands, keeping Rhai's left-to-right evaluation order even when a
+        later operand needs statements (those run before the whole expression, so earlier
+        operands are saved to temporaries first)."""
+        results = []
+        for e in es:
+            saved = self.out
+            buf = []
+            self.out = buf
+            r = self.expr(e)
+            self.out = saved
+            if buf:
+                for i, prev in enumerate(results):
+                    if not isinstance(prev, P.Constant) and not (
+                            isinstance(prev, P.Name) and prev.id.startswith("_t")):
+                        t = self.tmp()
+                        self.emit(self.assign(t, prev))
+                        results[i] = self.name(t)
+                self.emit(*buf)
+            results.append(r)
+        return results
+
+    def cp_if_place(self, e, v, returning=False):
+        """Rhai copies arrays and maps when a stored value is read into a new place. A local
+        variable returned from its function needs no copy: nothing else holds it."""
+        t = type(e)
+        if t in (A.Var, A.Index, A.Prop, A.NsVar, A.This):
+            if t is A.Var:
+                vi = self.lookup(e.name)
+                if vi is not None and vi.int:
+                    return v
+                if returning and vi is not None and vi.kind == "local" and not vi.cell:
+                    return v
+            v1, v2 = self.split(v)
+            return self.ifexp(self.cmp(self.typeof(v1), [P.NotIn], [self.name("_MUT")]), v2,
+                              self.call("_cp", [v2]))
+        return v
+
+    def e_lit(self, e: A.Lit):
+        return self.const(e.value)
+
+    def e_var(self, e: A.Var):
+        vi = self.lookup(e.name)
+        if vi is None:
+            return self.call("_getv", [self.name("_e"), self.const(e.name)])
+        if vi.kind == "module":
+            raise self.error(f"'{e.name}' is a module: use {e.name}::name to reach its "
+                             "members", e)
+        return self.load_var(vi)
+
+    def e_this(self, e):
+        return self.attr(self.name("_t"), "v")
+
+    def e_nsvar(self, e: A.NsVar):
+        if e.path == ["global"]:
+            return self.call("_gvar", [self.name("_G"), self.const(e.name)])
+        return self.call("_mvar", [self.module_ref(e.path, e), self.const(e.name)])
+
+    def module_ref(self, path, node):
+        vi = self.lookup(path[0], key="::" + path[0])
+        if vi is None:
+            m = self.call("_static_module", [self.const(path[0])])
+        else:
+            m = self.name(vi.py)
+        for sub in path[1:]:
+            m = self.call("_msub", [m, self.const(sub)])
+        return m
+
+    def e_array(self, e: A.ArrayLit):
+        vals = self.exprs(e.items)
+        vals = [self.cp_if_place(x, v) for x, v in zip(e.items, vals)]
+        lst = self._p(P.List(elts=vals, ctx=LOAD))
+        if self.limits_check:
+            return self.call("_chkarr", [lst])
+        return lst
+
+    def e_map(self, e: A.MapLit):
+        vals = self.exprs([v for _, v in e.items])
+        vals = [self.cp_if_place(x, v) for (_, x), v in zip(e.items, vals)]
+        d = self._p(P.Dict(keys=[self.const(k) for k, _ in e.items], values=vals))
+        if self.limits_check:
+            return self.call("_chkmap", [d])
+        return d
+
+    def e_interp(self, e: A.Interp):
+        exprs = [p for p in e.parts if not isinstance(p, str)]
+        vals = self.exprs(exprs)
+        it = iter(vals)
+        parts = []
+        for p in e.parts:
+            if isinstance(p, str):
+                if p:
+                    parts.append(self.const(p))
+            else:
+                v = next(it)
+                inner = p.block.stmts[0].expr if (len(p.block.stmts) == 1 and type(
+                    p.block.stmts[0]) is A.ExprStmt) else None
+                if inner is not None and (self.is_int(inner) or (
+                        type(inner) is A.Lit and type(inner.value) is str)):
+                    fv = v
+                else:
+                    fv = self.call("_tostr", [v])
+                parts.append(self._p(P.FormattedValue(value=fv, conversion=-1,
+                                                      format_spec=None)))
+        s = self._p(P.JoinedStr(values=parts))
+        if self.limits_check:
+            return self.call("_chkstr", [s])
+        return s
+
+    def e_blockexpr(self, e: A.BlockExpr):
+        stmts = e.block.stmts
+        if len(stmts) == 1 and type(stmts[0]) is A.ExprStmt and type(stmts[0].expr) not in (
+                A.If, A.Switch, A.BlockExpr, A.StmtExpr):
+            self.st.scopes.append({})
+            v = self.expr(stmts[0].expr)
+            self.st.scopes.pop()
+            return v
+        t = self.tmp()
+        self.block_value(e.block, self.assign_sink(t))
+        return self.name(t)
+
+    def e_stmtexpr(self, e: A.StmtExpr):
+        t = self.tmp()
+        self.stmt_value(e.stmt, self.assign_sink(t))
+        return self.name(t)
+
+    def e_if(self, e: A.If):
+        def single(b):
+            return (isinstance(b, A.Block) and len(b.stmts) == 1 and type(b.stmts[0]) is A.ExprStmt
+                    and type(b.stmts[0].expr) not in (A.If, A.Switch, A.BlockExpr, A.StmtExpr))
+        if single(e.then) and (e.orelse is None or single(e.orelse)):
+            test = self.cond(e.cond)
+            saved = self.out
+            self.out = []
+            self.st.scopes.append({})
+            tv = self.cp_if_place(e.then.stmts[0].expr, self.expr(e.then.stmts[0].expr))
+            self.st.scopes.pop()
+            tbuf = self.out
+            self.out = []
+            if e.orelse is None:
+                ev = self.const(None)
+            else:
+                self.st.scopes.append({})
+                ev = self.cp_if_place(e.orelse.stmts[0].expr, self.expr(e.orelse.stmts[0].expr))
+                self.st.scopes.pop()
+            ebuf = self.out
+            self.out = saved
+            if not tbuf and not ebuf:
+                return self.ifexp(test, tv, ev)
+            t = self.tmp()
+            self.emit(self._p(P.If(test=test, body=tbuf + [self.assign(t, tv)],
+                                   orelse=ebuf + [self.assign(t, ev)])))
+            return self.name(t)
+        t = self.tmp()
+        self.if_stmt(e, self.assign_sink(t))
+        return self.name(t)
+
+    def e_switch(self, e: A.Switch):
+        t = self.tmp()
+        self.switch_stmt(e, self.assign_sink(t))
+        return self.name(t)
+
+    def e_unary(self, e: A.Unary):
+        v = self.expr(e.operand)
+        if e.op == "!":
+            if self.is_bool(e.operand):
+                return self.unop(P.Not, v)
+            a1, a2 = self.split(v)
+            return self.ifexp(self.is_type(a1, "bool"), self.unop(P.Not, a2),
+                              self.call("_not", [a2]))
+        if e.op == "-":
+            a1, a2 = self.split(v)
+            return self.ifexp(self.band(self.is_type(a1, "int"),
+                                        self.cmp(a2, [P.NotEq], [self.const(INT_MIN)])),
+                              self.unop(P.USub, a2), self.call("_neg", [a2]))
+        return self.call("_pos", [v])
+
+    def e_logic(self, e: A.Logic):
+        a = self.cond(e.left)
+        saved = self.out
+        self.out = []
+        b = self.cond(e.right)
+        buf = self.out
+        self.out = saved
+        if not buf:
+            op = P.And if e.op == "&&" else P.Or
+            return self._p(P.BoolOp(op=op(), values=[a, b]))
+        t = self.tmp()
+        self.emit(self.assign(t, a))
+        test = self.name(t) if e.op == "&&" else self.unop(P.Not, self.name(t))
+        self.emit(self._p(P.If(test=test, body=buf + [self.assign(t, b)], orelse=[])))
+        return self.name(t)
+
+    def e_binary(self, e: A.Binary):
+        op = e.op
+        if op == "??":
+            a = self.expr(e.left)
+            if isinstance(a, P.Constant) and a.value is not None:
+                return a
+            saved = self.out
+            self.out = []
+            b = self.expr(e.right)
+            buf = self.out
+            self.out = saved
+            if not buf:
+                a1, a2 = self.split(a)
+                return self.ifexp(self.cmp(a1, [P.IsNot], [self.const(None)]), a2, b)
+            t = self.tmp()
+            self.emit(self.assign(t, a))
+            self.emit(self._p(P.If(test=self.cmp(self.name(t), [P.Is], [self.const(None)]),
+                                   body=buf + [self.assign(t, b)], orelse=[])))
+            return self.name(t)
+        a, b = self.exprs([e.left, e.right])
+        if op in ("..", "..="):
+            return self.call("_range", [a, b, self.const(op == "..=")])
+        if op == "in":
+            return self.call("_in", [a, b])
+        if op == "!in":
+            return self.unop(P.Not, self.call("_in", [a, b]))
+        return self.op_values(op, a, b, ia=self.is_int(e.left), ib=self.is_int(e.right))
+
+    def op_values(self, op, a, b, compound=False, ia=False, ib=False):
+        """`a op b` on compiled operands (evaluated left to right). `ia`/`ib`: the operand is
+        statically an integer, so its type guard is dropped."""
+        ca = a.value if isinstance(a, P.Constant) and type(a.value) is int else None
+        cb = b.value if isinstance(b, P.Constant) and type(b.value) is int else None
+        ia = ia or ca is not None
+        ib = ib or cb is not None
+        if op in CMP_SLOW:
+            return self.compare(op, a, b, ia, ib)
+        if compound and op == "+":
+            slow = "_iadd"
+        elif op == "??":
+            a1, a2 = self.split(a)
+            return self.ifexp(self.cmp(a1, [P.IsNot], [self.const(None)]), a2, b)
+        else:
+            slow = ARITH_SLOW[op]
+        if ca is not None and cb is not None:
+            folded = _fold(op, ca, cb)
+            if folded is not None:
+                return self.const(folded)
+        if op in ("+", "-", "*"):
+            return self.arith(op, a, b, ca, cb, slow, ia, ib)
+        if op in ("/", "%") and cb is not None and cb > 0:
+            a1, a2 = self.split(a)
+            pyop = P.FloorDiv if op == "/" else P.Mod
+            nonneg = self.cmp(a2 if not ia else a1, [P.GtE], [self.const(0)])
+            test = nonneg if ia else self.band(self.is_type(a1, "int"), nonneg)
+            return self.ifexp(test, self.binop(a2, pyop, b), self.call(slow, [a2, b]))
+        if op in ("&", "|", "^"):
+            pyop = {"&": P.BitAnd, "|": P.BitOr, "^": P.BitXor}[op]
+            if ia and ib:
+                return self.binop(a, pyop, b)
+            a1, a2 = self.split(a)
+            b1, b2 = self.split(b)
+            test = self.cmp(self.typeof(a1), [P.Is, P.Is], [self.typeof(b1), self.name("int")])
+            return self.ifexp(test, self.binop(a2, pyop, b2), self.call(slow, [a2, b2]))
+        return self.call(slow, [a, b])
+
+    class _Uses:
+        """First use of an operand (possibly `(_t := expr)`), later uses (`_t`)."""
+        __slots__ = ("first", "later", "used")
+
+        def __init__(self, pair):
+            self.first, self.later = pair
+            self.used = False
+
+        def __call__(self):
+            if self.used:
+                return self.later
+            self.used = True
+            return self.first
+
+    def type_guard(self, A_, B_, need_a, need_b, kind, a, b):
+        """Check operand types, evaluating both operands (left first) even when a check
+        fails, so that the slow path can use them."""
+        if (need_a and need_b) or (need_a and not self.simple(b)) or \
+                (need_b and not self.simple(a)):
+            return self.cmp(self.typeof(A_()), [P.Is, P.Is], [self.typeof(B_()),
+                                                             self.name(kind)])
+        if need_a:
+            return self.is_type(A_(), kind)
+        if need_b:
+            return self.is_type(B_(), kind)
+        return None
+
+    def arith(self, op, a, b, ca, cb, slow, ia=False, ib=False):
+        pyop = {"+": P.Add, "-": P.Sub, "*": P.Mult}[op]
+        r = self.tmp()
+        A_, B_ = self._Uses(self.split(a)), self._Uses(self.split(b))
+        tests = []
+        g = self.type_guard(A_, B_, not ia, not ib, "int", a, b)
+        if g is not None:
+            tests.append(g)
+        res = self.walrus(r, self.binop(A_(), pyop, B_()))
+        if op == "*" or (ca is None and cb is None):
+            bound = self.cmp(self.const(INT_MIN), [P.LtE, P.LtE], [res, self.const(INT_MAX)])
+        elif cb is not None:
+            up = (op == "+") == (cb >= 0)
+            bound = self.cmp(res, [P.LtE] if up else [P.GtE],
+                             [self.const(INT_MAX if up else INT_MIN)])
+        elif op == "+":
+            bound = self.cmp(res, [P.LtE] if ca >= 0 else [P.GtE],
+                             [self.const(INT_MAX if ca >= 0 else INT_MIN)])
+        else:  # k - x
+            bound = self.cmp(self.const(INT_MIN), [P.LtE, P.LtE], [res, self.const(INT_MAX)])
+        tests.append(bound)
+        return self.ifexp(self.band(*tests), self.name(r), self.call(slow, [A_(), B_()]))
+
+    def compare(self, op, a, b, ia=False, ib=False):
+        slow = CMP_SLOW[op]
+        pyop = CMP_PY[op]
+        if isinstance(a, P.Constant) and isinstance(b, P.Constant):
+            from . import ops as _ops
+            try:
+                return self.const(bool(getattr(_ops, {"==": "eq", "!=": "ne", "<": "lt",
+                                                      "<=": "le", ">": "gt",
+                                                      ">=": "ge"}[op])(a.value, b.value)))
+            except Exception:
+                return self.call(slow, [a, b])
+        if ia and ib:
+            return self.cmp(a, [pyop], [b])
+        if op in ("==", "!="):
+            if isinstance(b, P.Constant) and (b.value is None or type(b.value) is bool):
+                return self.cmp(a, [P.Is if op == "==" else P.IsNot], [b])
+            if isinstance(a, P.Constant) and (a.value is None or type(a.value) is bool):
+                return self.cmp(b, [P.Is if op == "==" else P.IsNot], [a])
+        ka = "int" if ia else ({str: "str", float: "float"}.get(type(a.value))
+                                 if isinstance(a, P.Constant) else None)
+        kb = "int" if ib else ({str: "str", float: "float"}.get(type(b.value))
+                                 if isinstance(b, P.Constant) else None)
+        if ka or kb:
+            A_, B_ = self._Uses(self.split(a)), self._Uses(self.split(b))
+            if ka and kb:  # both known, different kinds (e.g. int and str constant)
+                return self.call(slow, [a, b])
+            test = self.type_guard(A_, B_, not ka, not kb, ka or kb, a, b)
+            return self.ifexp(test, self.cmp(A_(), [pyop], [B_()]), self.call(slow, [A_(), B_()]))
+        a1, a2 = self.split(a)
+        b1, b2 = self.split(b)
+        if op in ("==", "!="):
+            test = self.cmp(self.typeof(a1), [P.Is], [self.typeof(b1)])
+        else:
+            test = self.cmp(self.typeof(a1), [P.Is, P.Is], [self.typeof(b1), self.name("int")])
+        return self.ifexp(test, self.cmp(a2, [pyop], [b2]), self.call(slow, [a2, b2]))
+
+    # --- property access and indexing ----------------------------------------------------
+    def e_prop(self, e: A.Prop):
+        obj = self.expr(e.target)
+
+        def build(o1, o2):
+            return self.ifexp(self.is_type(o1, "dict"),
+                              self.call(self.attr(o2, "get"), [self.const(e.name)]),
+                              self.call("_prop", [o2, self.const(e.name)]))
+        if e.safe:
+            return self.safe_wrap(obj, lambda o: build(o, o))
+        o1, o2 = self.split(obj)
+        return build(o1, o2)
+
+    def safe_wrap(self, obj, build):
+        t = self.tmp()
+        test = self.cmp(self.walrus(t, obj), [P.Is], [self.const(None)])
+        return self.ifexp(test, self.const(None), build(self.name(t)))
+
+    def e_index(self, e: A.Index):
+        obj, idx = self.exprs([e.target, e.index])
+        if e.safe:
+            t = self.tmp()
+            test = self.cmp(self.walrus(t, obj), [P.Is], [self.const(None)])
+            return self.ifexp(test, self.const(None), self.call("_idx", [self.name(t), idx]))
+        if isinstance(obj, P.Name) and (isinstance(idx, (P.Name, P.Constant))):
+            # inline fast path for a list indexed by an int in range
+            k1, k2 = self.split(idx)
+            ln = self.call("len", [obj])
+            known = self.is_int(e.index)
+            test = self.band(None if known else self.is_type(k1, "int"),
+                             self.is_type(obj, "list"),
+                             self.cmp(self.unop(P.USub, ln), [P.LtE, P.Lt],
+                                      [k2, self.call("len", [obj])]))
+            dict_get = self.ifexp(self.band(self.is_type(obj, "dict"), self.is_type(k2, "str")),
+                                  self.call(self.attr(obj, "get"), [k2]),
+                                  self.call("_idx", [obj, k2]))
+            return self.ifexp(test, self._p(P.Subscript(value=obj, slice=k2, ctx=LOAD)),
+                              dict_get)
+        return self.call("_idx", [obj, idx])
+
+    # --- closures --------------------------------------------------------------------------
+    def e_closure(self, e: A.Closure):
+        outer_st, outer_out, outer_pos = self.st, self.out, (self.L, self.C)
+        self.n_anon += 1
+        pyname = f"ra_{self.n_anon}"
+        anon = f"anon${self.n_anon:04d}"
+        params_decl = {p: (id(e), p) for p in e.params}
+        captured = find_captured(params_decl, e.body) if e.has_closure else frozenset()
+        st = FnState("closure", anon, parent=outer_st, captured=captured,
+                     ints=infer_ints(params_decl, e.body, MUT_NAMES))
+        self.st = st
+        self.out = []
+        pparams = []
+        pre = []
+        for p in e.params:
+            vi = self.declare(p, e)
+            pparams.append(vi.py)
+            if vi.cell:
+                pre.append(self.assign(vi.py, self.call("_Cell", [self.name(vi.py)])))
+        prologue = self.prologue(len(e.body.stmts))
+        self.block_value(e.body, self.return_sink)
+        body = prologue + pre + self.out
+        self.L, self.C = e.line, e.col
+        cap_params = [local.py for _, local in st.captures]
+        d = self.fndef(pyname, ["_d", "_e", "_t"] + cap_params + pparams, body)
+        self.defs.append(d)
+        self.info.closures[pyname] = (anon, len(e.params), e.uses_this)
+        self.info.fn_names[pyname] = anon
+        self.st, self.out = outer_st, outer_out
+        self.L, self.C = outer_pos
+        cells = [self.name(outer.py) for outer, _ in st.captures]
+        return self.call("_closure", [self.name(pyname), self.const(anon),
+                                      self._p(P.Tuple(elts=cells, ctx=LOAD)), self.name("_e"),
+                                      self.const(len(e.params))])
+
+    # --- calls -------------------------------------------------------------------------------
+    def native_binding(self, name, arity):
+        g = self.guess(name, arity)
+        ctx, mut = (g if g is not None else (False, False))
+        b = f"_n_{name}_{arity}"
+        self.info.natives[b] = (name, arity, ctx, mut)
+        return b, ctx, mut
+
+    def args(self, args):
+        vals = self.exprs(args)
+        return [self.cp_if_place(a, v) for a, v in zip(args, vals)]
+
+    def script_call(self, key, args_py, this=None):
+        d1 = self.binop(self.name("_d"), P.Add, self.const(1))
+        return self.call(self.fn_py[key], [d1, self.const(None), this or self.name("_UNB")]
+                         + args_py)
+
+    def e_call(self, e: A.Call):
+        name, n = e.name, len(e.args)
+        if e.namespace:
+            args = self.args(e.args)
+            m = self.module_ref(e.namespace, e)
+            return self.call("_mcall", [self.name("_d"), m, self.const(name),
+                                        self._p(P.Tuple(elts=args, ctx=LOAD))])
+        key = (name, n)
+        if key in self.fns:
+            return self.script_call(key, self.args(e.args))
+        if name == "is_def_var" and n == 1:
+            arg = e.args[0]
+            if isinstance(arg, A.Lit) and isinstance(arg.value, str):
+                vi = self.lookup(arg.value)
+                if vi is not None and vi.kind == "local":
+                    return self.const(True)
+                return self.call("_isdefv", [self.name("_e"), self.const(arg.value)])
+            return self.call("_isdefv", [self.name("_e"), self.expr(arg)])
+        if name == "type_of" and n == 1:
+            return self.call("_typeof", [self.expr(e.args[0])])
+        vi = self.lookup(name)
+        if vi is not None and vi.kind == "local":
+            # calling a variable holding a function pointer: `f(x)`
+            fv = self.load_var(vi)
+            args = self.args(e.args)
+            return self.call("_callvar", [self.name("_d"), self.const(name), fv,
+                                          self._p(P.Tuple(elts=args, ctx=LOAD))])
+        b, ctx, mut = self.native_binding(name, n)
+        if mut and n >= 1 and _is_place(e.args[0]):
+            return self.mut_call(b, ctx, e.args[0], e.args[1:])
+        args = self.args(e.args)
+        if ctx:
+            args = [self.name("_d")] + args
+        c = self.call(b, args)
+        if mut:
+            return self._p(P.Subscript(value=c, slice=self.const(1), ctx=LOAD))
+        return c
+
+    def mut_call(self, binding, ctx, target, rest, e=None):
+        """Call a method that may replace its receiver; write the new receiver back."""
+        place = self.place(target)
+        recv = place.load()
+        rt = self.tmp()
+        self.emit(self.assign(rt, recv))
+        args = self.args(rest)
+        call_args = ([self.name("_d")] if ctx else []) + [self.name(rt)] + args
+        res = self.tmp()
+        self.emit(self.assign(res, self.call(binding, call_args)))
+        newv = self._p(P.Subscript(value=self.name(res), slice=self.const(0), ctx=LOAD))
+        saved = self.out
+        self.out = []
+        place.store(newv)
+        store = self.out
+        self.out = saved
+        self.emit(self._p(P.If(test=self.cmp(
+            self._p(P.Subscript(value=self.name(res), slice=self.const(0), ctx=LOAD)),
+            [P.IsNot], [self.name(rt)]), body=store, orelse=[])))
+        return self._p(P.Subscript(value=self.name(res), slice=self.const(1), ctx=LOAD))
+
+    def e_method(self, e: A.MethodCall):
+        name, n = e.name, len(e.args)
+        if e.safe:
+            # `x?.m()` is () when x is ()
+            obj = self.expr(e.target)
+            t = self.tmp()
+            self.emit(self.assign(t, obj))
+            res = self.tmp()
+            saved = self.out
+            self.out = []
+            inner = A.MethodCall(A.Var("\0tmp", line=e.line, col=e.col), name, e.args,
+                                 line=e.line, col=e.col)
+            self.st.scopes.append({"\0tmp": VarInfo("\0tmp", t)})
+            v = self.e_method(inner)
+            self.st.scopes.pop()
+            body = self.out + [self.assign(res, v)]
+            self.out = saved
+            self.emit(self._p(P.If(test=self.cmp(self.name(t), [P.Is], [self.const(None)]),
+                                   body=[self.assign(res, self.const(None))], orelse=body)))
+            return self.name(res)
+        key = (name, n)
+        is_place = _is_place(e.target)
+        if name == "call" and key not in self.fns:
+            return self.this_call_dynamic(e, is_place)
+        if key in self.fns:
+            f = self.fns[key]
+            if not f.uses_this:
+                obj = self.expr(e.target)
+                if not self.simple(obj):
+                    self.emit(self.stmt_expr(obj))
+                return self.script_call(key, self.args(e.args))
+            place = self.place(e.target) if is_place else None
+            recv = place.load() if place is not None else self.expr(e.target)
+            rt = self.tmp()
+            self.emit(self.assign(rt, recv))
+            c = self.tmp()
+            self.emit(self.assign(c, self.call("_Cell", [self.name(rt)])))
+            args = self.args(e.args)
+            r = self.tmp()
+            self.emit(self.assign(r, self.script_call(key, args, this=self.name(c))))
+            if place is not None:
+                saved = self.out
+                self.out = []
+                place.store(self.attr(self.name(c), "v"))
+                store = self.out
+                self.out = saved
+                self.emit(self._p(P.If(test=self.cmp(self.attr(self.name(c), "v"), [P.IsNot],
+                                                     [self.name(rt)]), body=store, orelse=[])))
+            return self.name(r)
+        b, ctx, mut = self.native_binding(name, n + 1)
+        if mut and is_place:
+            return self.mut_call(b, ctx, e.target, e.args, e)
+        vals = self.exprs([e.target] + e.args)
+        recv = vals[0]
+        args = [self.cp_if_place(a, v) for a, v in zip(e.args, vals[1:])]
+        if name == "push" and n == 1 and not ctx and not mut and not self.limits_check:
+            # fast path: appending to an array (unless the host overrides `push`)
+            o = self.tmp()
+            x = self.tmp()
+            self.emit(self.assign(o, recv), self.assign(x, args[0]))
+            app = self.stmt_expr(self.call(self.attr(self.name(o), "append"), [self.name(x)]))
+            slow = self.stmt_expr(self.call(b, [self.name(o), self.name(x)]))
+            test = self.band(self.name("_FPP"), self.is_type(self.name(o), "list"))
+            self.emit(self._p(P.If(test=test, body=[app], orelse=[slow])))
+            return self.const(None)
+        if name == "len" and n == 0 and not ctx and not mut:
+            o1, o2 = self.split(recv)
+            test = self.band(self.name("_FPL"),
+                             self.cmp(self.typeof(o1), [P.In], [self.name("_LSD")]))
+            if not self.simple(recv):
+                # evaluate the receiver even when the fast path is off
+                test = self.band(self.cmp(self.typeof(o1), [P.In], [self.name("_LSD")]),
+                                 self.name("_FPL"))
+            return self.ifexp(test, self.call("len", [o2]), self.call(b, [o2]))
+        call_args = ([self.name("_d")] if ctx else []) + [recv] + args
+        c = self.call(b, call_args)
+        if mut:
+            return self._p(P.Subscript(value=c, slice=self.const(1), ctx=LOAD))
+        return c
+
+    def this_call_dynamic(self, e: A.MethodCall, is_place):
+        """`f.call(args)` on a function pointer, or `x.call(f, args)` binding `this` to x."""
+        place = self.place(e.target) if is_place else None
+        recv = place.load() if place is not None else self.expr(e.target)
+        rt = self.tmp()
+        self.emit(self.assign(rt, recv))
+        c = self.tmp()
+        self.emit(self.assign(c, self.call("_Cell", [self.name(rt)])))
+        args = self.args(e.args)
+        r = self.tmp()
+        self.emit(self.assign(r, self.call("_callm", [self.name("_d"), self.name(c),
+                                                      self._p(P.Tuple(elts=args, ctx=LOAD))])))
+        if place is not None:
+            saved = self.out
+            self.out = []
+            place.store(self.attr(self.name(c), "v"))
+            store = self.out
+            self.out = saved
+            self.emit(self._p(P.If(test=self.cmp(self.attr(self.name(c), "v"), [P.IsNot],
+                                                 [self.name(rt)]), body=store, orelse=[])))
+        return self.name(r)
+
+    _EXPR = {}
+
+
+Compiler._EXPR = {
+    A.Lit: Compiler.e_lit, A.Var: Compiler.e_var, A.This: Compiler.e_this,
+    A.NsVar: Compiler.e_nsvar, A.ArrayLit: Compiler.e_array, A.MapLit: Compiler.e_map,
+    A.Interp: Compiler.e_interp, A.BlockExpr: Compiler.e_blockexpr,
+    A.StmtExpr: Compiler.e_stmtexpr, A.If: Compiler.e_if, A.Switch: Compiler.e_switch,
+    A.Unary: Compiler.e_unary, A.Logic: Compiler.e_logic, A.Binary: Compiler.e_binary,
+    A.Prop: Compiler.e_prop, A.Index: Compiler.e_index, A.Closure: Compiler.e_closure,
+    A.Call: Compiler.e_call, A.MethodCall: Compiler.e_method,
+}
+
+
+def outer_module_capture(comp, st, outer, key):
+    """A closure naming a module alias of the enclosing function: pass the module along."""
+    st.n += 1
+    local = VarInfo(outer.name, f"c_{outer.name}_{st.n}", kind="module")
+    st.captures.append((outer, local))
+    st.scopes[0][key] = local
+    return local
+
+
+# --- places: the targets of assignments and of methods that change their receiver ---------
+
+class VarPlace:
+    def __init__(self, comp: Compiler, vi: VarInfo, node):
+        self.c = comp
+        self.vi = vi
+        self.node = node
+
+    def load(self):
+        return self.c.load_var(self.vi)
+
+    def store(self, value):
+        if self.vi.const:
+            self.c.emit(self.c.stmt_expr(self.c.call("_const_err", [self.c.const(self.vi.name)])))
+            return
+        self.c.emit(self.c.store_var(self.vi, value))
+
+
+class FreePlace:
+    def __init__(self, comp: Compiler, name):
+        self.c = comp
+        self.name = name
+
+    def load(self):
+        return self.c.call("_getv", [self.c.name("_e"), self.c.const(self.name)])
+
+    def store(self, value):
+        self.c.emit(self.c.stmt_expr(self.c.call("_setv", [self.c.name("_e"),
+                                                           self.c.const(self.name), value])))
+
+
+class ThisPlace:
+    def __init__(self, comp: Compiler):
+        self.c = comp
+
+    def load(self):
+        return self.c.attr(self.c.name("_t"), "v")
+
+    def store(self, value):
+        self.c.emit(self.c.assign(self.c.attr(self.c.name("_t"), "v", store=True), value))
+
+
+class _ChildPlace:
+    def root_const(self):
+        p = self.parent
+        while isinstance(p, _ChildPlace):
+            p = p.parent
+        if isinstance(p, VarPlace) and p.vi.const:
+            return p.vi.name
+        return None
+
+    def write_back(self, newc):
+        c = self.c
+        if self.parent is None:
+            return
+        saved = c.out
+        c.out = []
+        self.parent.store(c.name(newc))
+        store = c.out
+        c.out = saved
+        c.emit(c._p(P.If(test=c.cmp(c.name(newc), [P.IsNot], [c.name(self.cont)]),
+                         body=store, orelse=[])))
+
+
+class IndexPlace(_ChildPlace):
+    def __init__(self, comp, parent, cont, key, node):
+        self.c = comp
+        self.parent = parent
+        self.cont = cont
+        self.key = key
+        self.node = node
+
+    def load(self):
+        return self.c.call("_idx", [self.c.name(self.cont), self.key])
+
+    def store(self, value):
+        c = self.c
+        rc = self.root_const()
+        if rc is not None:
+            c.emit(c.stmt_expr(c.call("_const_err", [c.const(rc)])))
+            return
+        if isinstance(self.parent, FreePlace):
+            c.emit(c.stmt_expr(c.call("_chkconst", [c.name("_e"), c.const(self.parent.name)])))
+        newc = c.tmp()
+        c.emit(c.assign(newc, c.call("_setidx", [c.name(self.cont), self.key, value])))
+        self.write_back(newc)
+
+
+class PropPlace(_ChildPlace):
+    def __init__(self, comp, parent, cont, prop, node):
+        self.c = comp
+        self.parent = parent
+        self.cont = cont
+        self.prop = prop
+        self.node = node
+
+    def load(self):
+        c = self.c
+        o = c.name(self.cont)
+        return c.ifexp(c.is_type(o, "dict"), c.call(c.attr(c.name(self.cont), "get"),
+                                                    [c.const(self.prop)]),
+                       c.call("_prop", [c.name(self.cont), c.const(self.prop)]))
+
+    def store(self, value):
+        c = self.c
+        rc = self.root_const()
+        if rc is not None:
+            c.emit(c.stmt_expr(c.call("_const_err", [c.const(rc)])))
+            return
+        if isinstance(self.parent, FreePlace):
+            c.emit(c.stmt_expr(c.call("_chkconst", [c.name("_e"), c.const(self.parent.name)])))
+        newc = c.tmp()
+        c.emit(c.assign(newc, c.call("_setprop", [c.name(self.cont), c.const(self.prop), value])))
+        self.write_back(newc)
+
+
+def _is_place(e) -> bool:
+    t = type(e)
+    if t is A.Var or t is A.This:
+        return True
+    if (t is A.Index or t is A.Prop) and not e.safe:
+        return _is_place(e.target)
+    return False
+
+
+def _has_break_value(loop) -> bool:
+    """Does a `break value` inside this loop (not in a nested loop or closure) exist?"""
+    def visit(n):
+        t = type(n)
+        if t is A.Break:
+            return n.value is not None
+        if t in (A.While, A.DoWhile, A.For, A.Closure, A.FnDef):
+            return False
+        return any(visit(c) for c in _children(n))
+    return visit(loop.body)
+
+
+def _fold(op, a, b):
+    try:
+        if op == "+":
+            r = a + b
+        elif op == "-":
+            r = a - b
+        elif op == "*":
+            r = a * b
+        else:
+            return None
+    except Exception:
+        return None
+    return r if INT_MIN <= r <= INT_MAX else None
+
+
+def compile_script(script: A.Script, filename: str, *, guess=None, ops_check=False,
+                   limits_check=False):
+    """Compile a parsed script: (code object, CompileInfo)."""
+    comp = Compiler(script, filename=filename, guess=guess, ops_check=ops_check,
+                    limits_check=limits_check)
+    mod, info = comp.compile()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = compile(mod, filename, "exec", dont_inherit=True, optimize=2)
+    return code, info, mod
