@@ -185,6 +185,19 @@ def _corrupt(path, repo: str, exc: BaseException | str) -> LevitateError:
     detail = " ".join(str(detail).split())
     return LevitateError(f"{_label(path, repo)} is corrupt: {detail}", CORRUPT_HINT)
 
+@contextlib.contextmanager
+def _reported(path, repo: str) -> Iterator[None]:
+    """Turn a missing, unreadable or corrupt repodata file into one clear error."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise LevitateError(f"{_label(path, repo)} is missing ({path})", CORRUPT_HINT) from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise LevitateError(f"{_label(path, repo)} cannot be read: {exc.strerror} ({path})") from None
+    except _READ_ERRORS as exc:
+        raise _corrupt(path, repo, exc) from None
+
+
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -500,7 +513,7 @@ def iter_primary(path: str | os.PathLike, *, repo: str = "") -> Iterator[Package
     repository in errors and is stored in `Package.repo`."""
     interner = _Interner()
     count = 0
-    try:
+    with _reported(path, repo):
         with open_decompressed(path) as stream:
             last = None
             for events in _event_batches(stream, ET.XMLPullParser(events=("end",))):
@@ -519,12 +532,6 @@ def iter_primary(path: str | os.PathLike, *, repo: str = "") -> Iterator[Package
             expected = last.get("packages")
             if expected is not None and expected.isdigit() and int(expected) != count:
                 raise ValueError(f"it announces {expected} packages but holds {count}")
-    except FileNotFoundError:
-        raise LevitateError(f"{_label(path, repo)} is missing ({path})", CORRUPT_HINT) from None
-    except (PermissionError, IsADirectoryError) as exc:
-        raise LevitateError(f"{_label(path, repo)} cannot be read: {exc.strerror} ({path})") from None
-    except _READ_ERRORS as exc:
-        raise _corrupt(path, repo, exc) from None
 
 
 @contextlib.contextmanager
@@ -559,7 +566,7 @@ _TAG_FL_VERSION = f"{_F}version"
 def iter_filelists(path: str | os.PathLike, *, repo: str = "") -> Iterator[FilelistEntry]:
     """Yield every package of a filelists.xml[.gz|...] with all its paths, streaming."""
     interner = _Interner()
-    try:
+    with _reported(path, repo):
         with open_decompressed(path) as stream:
             last = None
             for el in (el for events in _event_batches(stream, ET.XMLPullParser(events=("end",)))
@@ -585,12 +592,6 @@ def iter_filelists(path: str | os.PathLike, *, repo: str = "") -> Iterator[Filel
                 el.clear()
             if last is None or last.tag != f"{_F}filelists":
                 raise ValueError("not a filelists.xml (no <filelists> root)")
-    except FileNotFoundError:
-        raise LevitateError(f"{_label(path, repo)} is missing ({path})", CORRUPT_HINT) from None
-    except (PermissionError, IsADirectoryError) as exc:
-        raise LevitateError(f"{_label(path, repo)} cannot be read: {exc.strerror} ({path})") from None
-    except _READ_ERRORS as exc:
-        raise _corrupt(path, repo, exc) from None
 
 
 def _plain_path(path: str) -> bool:
@@ -605,7 +606,7 @@ def _scan_filelists(path: str | os.PathLike, paths: Collection[str], repo: str) 
     needles = [f">{p}</file>".encode() for p in paths]
     end_tag = b"</package>"
     wrapper = f'<filelists xmlns="{NS_FILELISTS}">'.encode()
-    try:
+    with _reported(path, repo):
         with open_decompressed(path) as stream:
             buf = b""
             saw_root = False
@@ -645,12 +646,6 @@ def _scan_filelists(path: str | os.PathLike, paths: Collection[str], repo: str) 
                     break
             if not saw_root:
                 raise ValueError("no element found")
-    except FileNotFoundError:
-        raise LevitateError(f"{_label(path, repo)} is missing ({path})", CORRUPT_HINT) from None
-    except (PermissionError, IsADirectoryError) as exc:
-        raise LevitateError(f"{_label(path, repo)} cannot be read: {exc.strerror} ({path})") from None
-    except _READ_ERRORS as exc:
-        raise _corrupt(path, repo, exc) from None
 
 
 def lookup_files(repo: Repository, filelists_path: str | os.PathLike,
