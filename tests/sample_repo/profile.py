@@ -34,6 +34,41 @@ weak_deps = false
 # requirement = "package that must provide it". No requirement in this set has two providers;
 # this pin only exercises pin handling (/bin/sh is a Provides of `setup` here, of bash on Rocky).
 "/bin/sh" = "setup"
+
+[system]
+hostname = "levitateos"
+default_target = "multi-user.target"
+network = "systemd-networkd"          # the sample set has no NetworkManager
+enable = ["systemd-networkd.service"]
+
+[os_release]
+name = "LevitateOS"
+id = "levitateos"
+id_like = "rocky rhel centos fedora"
+version_id = "0.1"
+pretty_name = "LevitateOS 0.1 (sample build from Debian packages)"
+
+[image]
+label = "LEVITATEOS"
+compression = "lz4hc"
+allow_squashfs = true
+required_binaries = ["/usr/bin/bash", "/usr/lib/systemd/systemd", "/usr/bin/python3", "/usr/bin/sudo"]
+
+[busybox]
+# Debian's busybox-static from the set stands in for the pinned busybox.net download.
+url = ""
+sha256 = ""
+package = "busybox-static"
+path = "/usr/bin/busybox"
+
+[initramfs]
+modules = ["ahci", "sr_mod", "sd_mod", "nvme", "virtio_pci", "virtio_blk", "virtio_scsi", "xhci_pci",
+           "usb_storage", "uas", "isofs", "loop", "erofs", "squashfs", "overlay", "efivarfs"]
+required_modules = ["isofs", "loop", "overlay", "erofs"]
+
+[boot]
+cmdline = "console=tty0 console=ttyS0,115200"
+timeout = 1
 """
 
 

@@ -91,10 +91,13 @@ class GpgHome:
 
     def copy_to(self, dest: Path) -> None:
         """Copy the keyring, leaving out agent sockets and lock files."""
-        def sockets_and_locks(_dir, names):
-            return [n for n in names if n.startswith("S.") or n.endswith(".lock")]
-        shutil.copytree(self.path, dest, symlinks=True, ignore=sockets_and_locks)
+        shutil.copytree(self.path, dest, symlinks=True, ignore=_sockets_and_locks)
         os.chmod(dest, 0o700)
+
+
+def _sockets_and_locks(_dir, names):
+    """An agent started on a copied home leaves sockets there; they cannot be copied."""
+    return [n for n in names if n.startswith("S.") or n.endswith(".lock")]
 
 
 @contextmanager
@@ -104,7 +107,7 @@ def gpg_home(existing: Path | None = None) -> Iterator[GpgHome]:
     try:
         if existing is not None and existing.is_dir():
             shutil.rmtree(path)
-            shutil.copytree(existing, path, symlinks=True)
+            shutil.copytree(existing, path, symlinks=True, ignore=_sockets_and_locks)
         os.chmod(path, 0o700)
         home = GpgHome(path)
         yield home

@@ -52,6 +52,60 @@ class RootfsSettings:
 
 
 @dataclass(frozen=True)
+class SystemSettings:
+    """Base settings of the installable system (applied after presets)."""
+
+    hostname: str = "levitateos"
+    default_target: str = "multi-user.target"
+    network: str = "NetworkManager"       # NetworkManager | systemd-networkd: DHCP on wired links
+    enable: tuple[str, ...] = ()
+    disable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OsReleaseSettings:
+    name: str = "LevitateOS"
+    id: str = "levitateos"
+    id_like: str = "rocky rhel centos fedora"
+    version_id: str = "0.1"
+    pretty_name: str = "LevitateOS 0.1"
+    home_url: str = "https://levitateos.org/"
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    label: str = "LEVITATEOS"             # ISO volume label; the initramfs finds the medium by it
+    compression: str = "lz4hc"            # mkfs.erofs -z (erofs-utils 1.5: lz4, lz4hc)
+    allow_squashfs: bool = True           # fall back to squashfs when the kernel cannot mount EROFS
+    required_binaries: tuple[str, ...] = ("/usr/bin/bash", "/usr/lib/systemd/systemd")
+
+
+@dataclass(frozen=True)
+class BusyboxSettings:
+    """A static busybox for the initramfs: a pinned download, or a file of a package in the set."""
+
+    url: str = "https://busybox.net/downloads/binaries/1.35.0-x86_64-linux-musl/busybox"
+    sha256: str = "6e123e7f3202a8c1e9b1f94d8941580a25135382b99e8d3e34fb858bba311348"
+    package: str = ""                     # e.g. "busybox-static": take `path` from the extracted tree
+    path: str = "/usr/bin/busybox"
+
+
+@dataclass(frozen=True)
+class InitramfsSettings:
+    modules: tuple[str, ...] = (
+        "ahci", "sr_mod", "sd_mod", "nvme", "virtio_pci", "virtio_blk", "virtio_scsi", "xhci_pci",
+        "usb_storage", "uas", "isofs", "loop", "erofs", "squashfs", "overlay", "efivarfs")
+    required_modules: tuple[str, ...] = ("isofs", "loop", "overlay")
+    compression: str = "auto"
+
+
+@dataclass(frozen=True)
+class BootSettings:
+    cmdline: str = "console=tty0 console=ttyS0,115200"
+    timeout: int = 3                      # systemd-boot menu timeout, seconds
+
+
+@dataclass(frozen=True)
 class Profile:
     path: Path
     name: str
@@ -59,12 +113,28 @@ class Profile:
     key: KeySettings
     resolve: ResolveSettings
     rootfs: RootfsSettings
+    system: SystemSettings
+    os_release: OsReleaseSettings
+    image: ImageSettings
+    busybox: BusyboxSettings
+    initramfs: InitramfsSettings
+    boot: BootSettings
     packages: tuple[str, ...]
     raw: dict = field(default_factory=dict, repr=False)   # sections later stages read
 
     @property
     def lock_path(self) -> Path:
         return self.path / "leviso.lock"
+
+    @property
+    def rootfs_overlay(self) -> Path:
+        """Files copied over the base image (`rootfs/`), as archiso's airootfs."""
+        return self.path / "rootfs"
+
+    @property
+    def live_overlay(self) -> Path:
+        """Files copied into the live layer only (`live/`)."""
+        return self.path / "live"
 
 
 def read_package_list(path: Path) -> tuple[str, ...]:
@@ -111,6 +181,12 @@ def load_profile(directory: str | Path) -> Profile:
         key=_section(KeySettings, data.get("key", {}), f"{toml_path} [key]"),
         resolve=_section(ResolveSettings, resolve, f"{toml_path} [resolve]"),
         rootfs=_section(RootfsSettings, data.get("rootfs", {}), f"{toml_path} [rootfs]"),
+        system=_section(SystemSettings, data.get("system", {}), f"{toml_path} [system]"),
+        os_release=_section(OsReleaseSettings, data.get("os_release", {}), f"{toml_path} [os_release]"),
+        image=_section(ImageSettings, data.get("image", {}), f"{toml_path} [image]"),
+        busybox=_section(BusyboxSettings, data.get("busybox", {}), f"{toml_path} [busybox]"),
+        initramfs=_section(InitramfsSettings, data.get("initramfs", {}), f"{toml_path} [initramfs]"),
+        boot=_section(BootSettings, data.get("boot", {}), f"{toml_path} [boot]"),
         packages=packages,
         raw=data,
     )
