@@ -50,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("work", nargs="*", help=f"kinds of work (default: all): {', '.join(preflight.TOOLS)}")
     sub.add_parser("download", parents=[common], help="resolve the profile and fetch + verify its packages")
     sub.add_parser("extract", parents=[common], help="download, then extract and configure WORKDIR/rootfs")
-    sub.add_parser("build", parents=[common], help="run every stage")
+    sub.add_parser("image", parents=[common], help="build the base image and the live layer from WORKDIR/rootfs")
+    sub.add_parser("initramfs", parents=[common], help="build WORKDIR/initramfs.img from WORKDIR/rootfs")
+    sub.add_parser("iso", parents=[common], help="build OUTPUT/levitateos.iso from WORKDIR/rootfs "
+                   "(stages already up to date are skipped)")
+    sub.add_parser("build", parents=[common], help="run every stage: download, extract, images, ISO")
     p = sub.add_parser("show", parents=[common], help="print information about the build")
     p.add_argument("what", choices=["packages"])
     p.add_argument("--why", action="store_true", help="say why each package is in the set")
@@ -112,7 +116,27 @@ def cmd_extract(args) -> int:
 
 def cmd_build(args) -> int:
     from .stages import build
-    build(make_context(args))
+    print(build(make_context(args)))
+    return 0
+
+
+def cmd_image(args) -> int:
+    from .boot_stages import base_stage, live_stage
+    ctx = make_context(args)
+    print(base_stage(ctx)[0])
+    print(live_stage(ctx)[0])
+    return 0
+
+
+def cmd_initramfs(args) -> int:
+    from .boot_stages import initramfs_stage
+    print(initramfs_stage(make_context(args))[0])
+    return 0
+
+
+def cmd_iso(args) -> int:
+    from .boot_stages import boot_stages
+    print(boot_stages(make_context(args)))
     return 0
 
 
@@ -123,7 +147,8 @@ def cmd_show(args) -> int:
 
 
 COMMANDS = {"preflight": cmd_preflight, "clean": cmd_clean, "download": cmd_download,
-            "extract": cmd_extract, "build": cmd_build, "show": cmd_show}
+            "extract": cmd_extract, "build": cmd_build, "show": cmd_show, "image": cmd_image,
+            "initramfs": cmd_initramfs, "iso": cmd_iso}
 
 
 def main(argv: list[str] | None = None) -> int:

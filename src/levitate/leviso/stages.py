@@ -78,8 +78,11 @@ def extract_stage(ctx: BuildContext) -> Path:
     return build_rootfs(ctx, downloaded)
 
 
-def build(ctx: BuildContext) -> None:
+def build(ctx: BuildContext) -> Path:
+    """Every stage; each one that is up to date is skipped."""
+    from .boot_stages import boot_stages
     extract_stage(ctx)
+    return boot_stages(ctx)
 
 
 def show_packages(ctx: BuildContext, why: bool = False) -> str:
