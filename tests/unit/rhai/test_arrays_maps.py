@@ -141,3 +141,16 @@ def test_sort_mixed_types_is_an_error(err):
 def test_array_equality_and_contains_use_rhai_equality(ev):
     assert ev("[1, 2.0] == [1.0, 2]") is True
     assert ev('["a"].contains(\'a\')') is True
+
+
+def test_callbacks_can_be_function_names(ev):
+    assert ev('fn sq(x) { x * x } [1, 2].map("sq")') == [1, 4]
+    assert ev('fn big(x) { x > 1 } [1, 2, 3].filter("big")') == [2, 3]
+    assert ev('[3, 1, 2].map(Fn("to_string"))') == ["3", "1", "2"]
+
+
+def test_closures_in_entry_functions_see_top_level_variables(engine):
+    ast = engine.compile('let prefix = "/usr"; let files = ["bin/a", "bin/b"];\n'
+                         'fn install() { files.map(|f| `${prefix}/${f}`) }')
+    scope = engine.run(ast)
+    assert engine.call_fn(ast, "install", scope=scope) == ["/usr/bin/a", "/usr/bin/b"]

@@ -196,3 +196,13 @@ def test_loops_as_expressions(ev):
     assert ev("let x = while true { break 5; }; x") == 5
     assert ev("let x = for i in 0..10 { if i == 3 { break i * 2; } }; x") == 6
     assert ev("let x = for i in 0..2 { }; x") is None
+
+
+@pytest.mark.parametrize("name", ["_", "_9", "_1x"])
+def test_invalid_variable_names(err, name):
+    e = err(f"let {name} = 1;")
+    assert e.kind == "ErrorParsing" and e.column == 5
+
+
+def test_valid_underscore_names(ev):
+    assert ev("let _x = 1; let x_ = 2; let _x_ = 3; let r2d2 = 4; _x + x_ + _x_ + r2d2") == 10

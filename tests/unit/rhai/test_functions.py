@@ -165,3 +165,19 @@ def test_wrong_arity_suggests_existing_arities(err):
     e = err("fn greet(a, b) { a + b }\ngreet(1)")
     assert e.kind == "ErrorFunctionNotFound"
     assert e.hint == "'greet' exists with 2 arguments, not 1"
+
+
+def test_errors_inside_functions_are_found_at_compile_time(engine):
+    from levitate.recipe.rhai import RhaiSyntaxError
+    with pytest.raises(RhaiSyntaxError) as info:
+        engine.compile("fn never_called() {\n  const K = 1;\n  K = 2;\n}")
+    assert (info.value.line, info.value.column) == (3, 5)
+    with pytest.raises(RhaiSyntaxError):
+        engine.compile("fn never_called() { let x = ; }")
+
+
+def test_functions_compiled_on_first_call_work_in_every_instance(engine):
+    ast = engine.compile("fn a(x) { b(x) * 2 } fn b(x) { let f = |y| y + x; f.call(1) }")
+    assert engine.call_fn(ast, "a", 1) == 4
+    assert engine.call_fn(ast, "b", 5) == 6
+    assert engine.call_fn(ast, "a", 2) == 6

@@ -2,7 +2,8 @@
 
 Random token soups, mutations of valid scripts, and random integer expressions checked against
 a reference implementation of Rhai's (Rust's) 64-bit arithmetic. Deterministic (seeded) with
-the standard library; with `hypothesis` installed, property-based tests run as well.
+the standard library; `test_fuzz_hypothesis.py` adds property-based tests when `hypothesis`
+is installed.
 """
 
 import random
@@ -164,21 +165,101 @@ def test_integer_arithmetic_matches_reference(fuzz_engine):
                 assert got == want and type(got) is type(want), src
 
 
-hypothesis = pytest.importorskip("hypothesis", reason="hypothesis not installed")
-st = hypothesis.strategies
+# --- random programs from a small grammar (valid syntax, mixed types) ---------------------
+
+VARS = ["a", "b", "c", "s", "m", "arr"]
 
 
-@hypothesis.settings(max_examples=300, deadline=None,
-                     suppress_health_check=list(hypothesis.HealthCheck))
-@hypothesis.given(st.lists(st.sampled_from(VOCAB), max_size=30))
-def test_hypothesis_token_sequences(tokens):
-    eng = Engine(LIMITS, on_print=lambda s: None, on_debug=lambda s: None)
-    check(" ".join(tokens), eng)
+def gen_expr(r: random.Random, d: int = 0) -> str:
+    if d > 3:
+        return r.choice(["1", "2", '"x"', "a", "b", "'c'", "()", "true", "[1, 2]", "#{k: 1}",
+                         "1.5"])
+    k = r.randint(0, 20)
+    if k == 0:
+        op = r.choice(["+", "-", "*", "/", "%", "==", "<", "&&", "||", "??", "..", "in", "&",
+                       "|", "<<"])
+        return f"({gen_expr(r, d + 1)} {op} {gen_expr(r, d + 1)})"
+    if k == 1:
+        return f"if {gen_expr(r, d + 1)} {{ {gen_expr(r, d + 1)} }} else {{ {gen_expr(r, d + 1)} }}"
+    if k == 2:
+        return (f"switch {gen_expr(r, d + 1)} {{ 1 => {gen_expr(r, d + 1)}, \"x\" | 2 => "
+                f"{{ {gen_stmt(r, d + 1)} {gen_expr(r, d + 1)} }} _ => {gen_expr(r, d + 1)} }}")
+    if k == 3:
+        return f"{{ {gen_stmt(r, d + 1)} {gen_expr(r, d + 1)} }}"
+    if k == 4:
+        return f"|x| {gen_expr(r, d + 1)}"
+    if k == 5:
+        return f"{r.choice(VARS)}." + r.choice(["len()", "push(1)", "trim()", "pop()",
+                                                "to_string()", "map(|x| x)", "keys()",
+                                                "call(1)", "x", "len"])
+    if k == 6:
+        return f"{r.choice(VARS)}[{gen_expr(r, d + 1)}]"
+    if k == 7:
+        return f"[{gen_expr(r, d + 1)}, {gen_expr(r, d + 1)}]"
+    if k == 8:
+        return f"#{{p: {gen_expr(r, d + 1)}, q: {gen_expr(r, d + 1)}}}"
+    if k == 9:
+        return f"`t${{{gen_expr(r, d + 1)}}}t`"
+    if k == 10:
+        return f"f{r.randint(0, 2)}({gen_expr(r, d + 1)})"
+    if k == 11:
+        return f"loop {{ {gen_stmt(r, d + 1)} break {gen_expr(r, d + 1)}; }}"
+    if k == 12:
+        return f"-{gen_expr(r, d + 1)}"
+    if k == 13:
+        return f"!{gen_expr(r, d + 1)}"
+    if k == 14:
+        return f"{r.choice(VARS)}?.{r.choice(['p', 'len()'])}"
+    return r.choice(VARS + ["1", '"str"', "0..3"])
 
 
-@hypothesis.settings(max_examples=300, deadline=None,
-                     suppress_health_check=list(hypothesis.HealthCheck))
-@hypothesis.given(st.text(max_size=60))
-def test_hypothesis_arbitrary_text(text):
-    eng = Engine(LIMITS, on_print=lambda s: None, on_debug=lambda s: None)
-    check(text, eng)
+def gen_stmt(r: random.Random, d: int = 0) -> str:
+    k = r.randint(0, 12) if d < 4 else r.choice([0, 1, 2, 11])
+    v = r.choice(VARS)
+    e = gen_expr(r, d)
+    if k == 0:
+        return f"let {v} = {e};"
+    if k == 1:
+        return f"{v} = {e};"
+    if k == 2:
+        return f"{v} += {e};"
+    if k == 3:
+        return f"for x in {e} {{ {gen_stmt(r, d + 1)} }}"
+    if k == 4:
+        return f"while {e} {{ {gen_stmt(r, d + 1)} break; }}"
+    if k == 5:
+        return f"try {{ {gen_stmt(r, d + 1)} }} catch (e) {{ {gen_stmt(r, d + 1)} }}"
+    if k == 6:
+        return f"if {e} {{ {gen_stmt(r, d + 1)} }}"
+    if k == 7:
+        return f"{v}[0] = {e};"
+    if k == 8:
+        return f"{v}.p = {e};"
+    if k == 9:
+        return f"{v}.{r.choice(['push', 'pad', 'replace'])}({e}, {gen_expr(r, d)});"
+    if k == 10:
+        return f"throw {e};"
+    return f"{e};"
+
+
+def gen_program(r: random.Random) -> str:
+    fns = "".join(f"fn f{i}(p) {{ {gen_stmt(r, 1)} {gen_expr(r, 1)} }}\n" for i in range(3))
+    init = ('let a = 1; let b = "bb"; let c = [1, 2]; let s = " x "; let m = #{p: 1}; '
+            "let arr = [[1], #{q: 2}];\n")
+    body = "\n".join(gen_stmt(r) for _ in range(r.randint(1, 8)))
+    return fns + init + body + "\n" + gen_expr(r)
+
+
+def test_generated_programs(fuzz_engine):
+    rng = random.Random(2024)
+    outcomes = set()
+    for _ in range(300):
+        src = gen_program(rng)
+        try:
+            fuzz_engine.eval(fuzz_engine.compile(src, name="gen.rhai"))
+            outcomes.add("ok")
+        except RhaiError as e:
+            assert e.kind != "ErrorSystem", f"internal error for:\n{src}\n{e}"
+            outcomes.add(e.kind)
+    # the generator reaches many different outcomes (it is not stuck on one error)
+    assert "ok" in outcomes and len(outcomes) >= 6

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-operations", type=int, default=0, help="operation limit (0: none)")
     p.add_argument("--print-result", action="store_true",
                    help="print the value of the last statement (debug format)")
-    ns = p.parse_args(argv)
+    ns = p.parse_intermixed_args(argv)
 
     def out(text):
         sys.stdout.write(text + "\n")

@@ -65,6 +65,7 @@ class FnState:
         self.scopes: list[dict] = [{}]
         self.captured = captured    # decl keys that must live in cells
         self.ints = ints            # decl keys that only hold integers
+        self.hot = True             # inline fast paths (loops, recursion, closures)
         self.captures: list[tuple[VarInfo, VarInfo]] = []  # (outer var, local cell param)
         self.n = 0
         self.loops: list[LoopCtx] = []
@@ -76,19 +77,32 @@ class FnState:
 
 # --- capture analysis ---------------------------------------------------------------------
 
+_SCALAR_FIELDS = {"line", "col", "name", "op", "safe", "const", "export", "name_col", "private",
+                  "docs", "uses_this", "has_closure", "var", "counter", "until", "params",
+                  "path", "alias", "self_terminated", "value_is_lit"}
+_FIELDS: dict = {}
+
+
 def _children(node):
-    for f in node.__slots__:
+    """The child nodes of a syntax-tree node (a list)."""
+    t = type(node)
+    fields = _FIELDS.get(t)
+    if fields is None:
+        fields = _FIELDS[t] = tuple(f for f in t.__slots__ if f not in _SCALAR_FIELDS)
+    out = []
+    for f in fields:
         v = getattr(node, f)
         if isinstance(v, A.Node):
-            yield v
-        elif isinstance(v, list):
+            out.append(v)
+        elif type(v) is list:
             for x in v:
                 if isinstance(x, A.Node):
-                    yield x
-                elif isinstance(x, tuple):
+                    out.append(x)
+                elif type(x) is tuple:
                     for y in x:
                         if isinstance(y, A.Node):
-                            yield y
+                            out.append(y)
+    return out
 
 
 def find_captured(params_decl, body) -> frozenset:
@@ -161,7 +175,8 @@ def find_captured(params_decl, body) -> frozenset:
 ARITH = {"+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^"}
 
 
-def infer_ints(params_decl, body, mut_names=frozenset()) -> frozenset:
+def infer_ints(params_decl, body, mut_names=frozenset(), script_fns=frozenset(),
+               hot=None) -> frozenset:
     """Declarations (keys as in `find_captured`) that only ever hold integers: every value
     assigned to them is an integer expression. The compiler drops type guards on those.
     Variables captured by closures, used as method receivers or assigned through an index or
@@ -261,8 +276,13 @@ def infer_ints(params_decl, body, mut_names=frozenset()) -> frozenset:
             return
         if t is A.MethodCall:
             spoil(n.target)
-        elif t is A.Call and n.args and n.name in mut_names:
-            spoil(n.args[0])
+            if hot is not None and n.name in script_fns:
+                hot[0] = True
+        elif t is A.Call:
+            if n.args and n.name in mut_names:
+                spoil(n.args[0])
+            if hot is not None and n.name in script_fns:
+                hot[0] = True
         elif t is A.FnDef:
             return
         for c in _children(n):
@@ -346,17 +366,22 @@ class Compiler:
     # node construction helpers (every node gets the current Rhai position)
     # ====================================================================================
     def _p(self, node):
+        # end positions are optional for compile(); the runtime only reads line and column
         node.lineno = self.L
         node.col_offset = self.C
-        node.end_lineno = self.L
-        node.end_col_offset = self.C + 1
         return node
 
     def name(self, id):
-        return self._p(P.Name(id=id, ctx=LOAD))
+        n = P.Name(id, LOAD)
+        n.lineno = self.L
+        n.col_offset = self.C
+        return n
 
     def sname(self, id):
-        return self._p(P.Name(id=id, ctx=STORE))
+        n = P.Name(id, STORE)
+        n.lineno = self.L
+        n.col_offset = self.C
+        return n
 
     def const(self, v):
         if type(v) is Char:
@@ -366,9 +391,14 @@ class Compiler:
         return self._p(P.Constant(value=v))
 
     def call(self, fn, args, keywords=None):
-        if isinstance(fn, str):
-            fn = self.name(fn)
-        return self._p(P.Call(func=fn, args=list(args), keywords=keywords or []))
+        if type(fn) is str:
+            fn = P.Name(fn, LOAD)
+            fn.lineno = self.L
+            fn.col_offset = self.C
+        n = P.Call(fn, list(args), keywords or [])
+        n.lineno = self.L
+        n.col_offset = self.C
+        return n
 
     def attr(self, value, attr, store=False):
         return self._p(P.Attribute(value=value, attr=attr, ctx=STORE if store else LOAD))
@@ -410,6 +440,11 @@ class Compiler:
 
     def stmt_expr(self, value):
         return self._p(P.Expr(value=value))
+
+    def hot(self) -> bool:
+        """Inline the fast paths here? (loops, recursive functions, closures): elsewhere
+        compact helper calls keep the code small and quick to compile."""
+        return self.st.hot or bool(self.st.loops)
 
     def emit(self, *stmts):
         self.out.extend(stmts)
@@ -490,22 +525,43 @@ class Compiler:
     # ====================================================================================
     # entry point
     # ====================================================================================
-    def compile(self):
+    def compile(self, lazy: bool = False):
+        """The module for the script: `__main__` and, unless `lazy`, every function. With
+        `lazy`, functions are compiled on their first call (`compile_function`); their
+        compile-time errors are still checked now."""
         script = self.script
-        # script functions
         for f in script.functions:
-            self.defs.append(self.function(f))
-            self.info.functions.append((f.name, len(f.params), self.fn_py[(f.name, len(f.params))],
-                                        list(f.params), f.uses_this, f.private, f.docs))
-            self.info.fn_names[self.fn_py[(f.name, len(f.params))]] = f.name
+            py = self.fn_py[(f.name, len(f.params))]
+            self.info.functions.append((f.name, len(f.params), py, list(f.params), f.uses_this,
+                                        f.private, f.docs))
+            self.info.fn_names[py] = f.name
+            if lazy:
+                check_function(f, self.script)
+            else:
+                self.defs.append(self.function(f))
         main = self.main(script)
         mod = P.Module(body=[main] + self.defs, type_ignores=[])
+        self.defs = []
         return mod, self.info
+
+    def compile_function(self, pyname: str):
+        """A module defining one script function (and the closures inside it)."""
+        for f in self.script.functions:
+            if self.fn_py[(f.name, len(f.params))] == pyname:
+                self.defs = []
+                d = self.function(f)
+                mod = P.Module(body=[d] + self.defs, type_ignores=[])
+                self.defs = []
+                return mod
+        raise KeyError(pyname)
 
     def main(self, script: A.Script):
         body = A.Block(script.stmts)
         captured = find_captured({}, body) if script.has_closure else frozenset()
-        st = FnState("main", _MAIN, captured=captured, ints=infer_ints({}, body, MUT_NAMES))
+        hot = [False]
+        st = FnState("main", _MAIN, captured=captured,
+                     ints=infer_ints({}, body, MUT_NAMES, self.fn_by_name, hot))
+        st.hot = False
         self.st = st
         self.out = []
         self.L, self.C = 1, 1
@@ -554,8 +610,10 @@ class Compiler:
     def function(self, f: A.FnDef):
         params_decl = {p: (id(f), p) for p in f.params}
         captured = find_captured(params_decl, f.body) if f.has_closure else frozenset()
+        hot = [False]
         st = FnState("fn", f.name, captured=captured,
-                     ints=infer_ints(params_decl, f.body, MUT_NAMES))
+                     ints=infer_ints(params_decl, f.body, MUT_NAMES, self.fn_by_name, hot))
+        st.hot = hot[0]
         self.st = st
         self.out = []
         old = self.at(f)
@@ -810,8 +868,11 @@ class Compiler:
         if self.is_bool(e):
             return v
         old = self.at(e)
-        a1, a2 = self.split(v)
-        r = self.ifexp(self.is_type(a1, "bool"), a2, self.call("_need_bool", [a2]))
+        if not self.hot():
+            r = self.call("_need_bool", [v])
+        else:
+            a1, a2 = self.split(v)
+            r = self.ifexp(self.is_type(a1, "bool"), a2, self.call("_need_bool", [a2]))
         self.L, self.C = old
         return r
 
@@ -1057,7 +1118,8 @@ class Compiler:
                                      hint=f"declare it with 'let {target.name}' to change it")
                 if s.op is None:
                     self.emit(self.store_var(vi, value))
-                elif s.op == "+" and not vi.int and not vi.cell and not self.is_int(s.value):
+                elif s.op == "+" and not vi.int and not vi.cell and not self.is_int(s.value) \
+                        and self.hot():
                     # `s += x` on strings: CPython's in-place string concatenation needs the
                     # plain statement `v += x` on a local
                     if not self.simple(value):
@@ -1067,8 +1129,11 @@ class Compiler:
                     inplace = [self._p(P.AugAssign(target=self.sname(vi.py), op=P.Add(),
                                                    value=value))]
                     if self.limits_check:
-                        inplace.append(self.stmt_expr(self.call("_chkstr",
-                                                                [self.name(vi.py)])))
+                        inplace.append(self._p(P.If(
+                            test=self.cmp(self.call("len", [self.name(vi.py)]), [P.Gt],
+                                          [self.name("_MAXS")]),
+                            body=[self.stmt_expr(self.call("_chkstr", [self.name(vi.py)]))],
+                            orelse=[])))
                     test = self.cmp(self.typeof(self.name(vi.py)), [P.Is, P.Is],
                                     [self.typeof(value), self.name("str")])
                     other = self.store_var(vi, self.op_values("+", self.load_var(vi), value,
@@ -1081,7 +1146,7 @@ class Compiler:
                         ib=self.is_int(s.value))))
                 return
         if type(target) is A.Index and type(target.target) is A.Var and s.op is None \
-                and not self.limits_check:
+                and self.hot():
             vi = self.lookup(target.target.name)
             if vi is not None and vi.kind == "local" and not vi.cell and not vi.const \
                     and not vi.int:
@@ -1098,7 +1163,11 @@ class Compiler:
                     k = self.name(kt)
                 o = self.name(vi.py)
                 sub = self._p(P.Subscript(value=self.name(vi.py), slice=k, ctx=STORE))
-                fast_map = self.band(self.is_type(o, "dict"), self.is_type(k, "str"))
+                fast_map = self.band(self.is_type(o, "dict"), self.is_type(k, "str"),
+                                     self.bor(self.cmp(k, [P.In], [self.name(vi.py)]),
+                                              self.cmp(self.call("len", [self.name(vi.py)]),
+                                                       [P.Lt], [self.name("_MAXM")]))
+                                     if self.limits_check else None)
                 fast_arr = self.band(self.is_type(k, "int"), self.is_type(o, "list"),
                                      self.cmp(self.unop(P.USub, self.call("len", [o])),
                                               [P.LtE, P.Lt], [k, self.call("len", [o])]))
@@ -1192,6 +1261,8 @@ class Compiler:
                     return v
                 if returning and vi is not None and vi.kind == "local" and not vi.cell:
                     return v
+            if not self.hot():
+                return self.call("_cp", [v])
             v1, v2 = self.split(v)
             return self.ifexp(self.cmp(self.typeof(v1), [P.NotIn], [self.name("_MUT")]), v2,
                               self.call("_cp", [v2]))
@@ -1265,7 +1336,10 @@ class Compiler:
                                                       format_spec=None)))
         s = self._p(P.JoinedStr(values=parts))
         if self.limits_check:
-            return self.call("_chkstr", [s])
+            t = self.tmp()
+            return self.ifexp(self.cmp(self.call("len", [self.walrus(t, s)]), [P.LtE],
+                                       [self.name("_MAXS")]),
+                              self.name(t), self.call("_chkstr", [self.name(t)]))
         return s
 
     def e_blockexpr(self, e: A.BlockExpr):
@@ -1326,10 +1400,14 @@ class Compiler:
         if e.op == "!":
             if self.is_bool(e.operand):
                 return self.unop(P.Not, v)
+            if not self.hot():
+                return self.call("_not", [v])
             a1, a2 = self.split(v)
             return self.ifexp(self.is_type(a1, "bool"), self.unop(P.Not, a2),
                               self.call("_not", [a2]))
         if e.op == "-":
+            if not self.hot():
+                return self.call("_neg", [v])
             a1, a2 = self.split(v)
             return self.ifexp(self.band(self.is_type(a1, "int"),
                                         self.cmp(a2, [P.NotEq], [self.const(INT_MIN)])),
@@ -1400,6 +1478,8 @@ class Compiler:
             folded = _fold(op, ca, cb)
             if folded is not None:
                 return self.const(folded)
+        if not self.hot():
+            return self.call(slow, [a, b])
         if op in ("+", "-", "*"):
             return self.arith(op, a, b, ca, cb, slow, ia, ib)
         if op in ("/", "%") and cb is not None and cb > 0:
@@ -1481,6 +1561,10 @@ class Compiler:
                 return self.call(slow, [a, b])
         if ia and ib:
             return self.cmp(a, [pyop], [b])
+        if not self.hot() and not (op in ("==", "!=") and (
+                (isinstance(b, P.Constant) and (b.value is None or type(b.value) is bool)) or
+                (isinstance(a, P.Constant) and (a.value is None or type(a.value) is bool)))):
+            return self.call(slow, [a, b])
         if op in ("==", "!="):
             if isinstance(b, P.Constant) and (b.value is None or type(b.value) is bool):
                 return self.cmp(a, [P.Is if op == "==" else P.IsNot], [b])
@@ -1514,6 +1598,8 @@ class Compiler:
                               self.call("_prop", [o2, self.const(e.name)]))
         if e.safe:
             return self.safe_wrap(obj, lambda o: build(o, o))
+        if not self.hot():
+            return self.call("_prop", [obj, self.const(e.name)])
         o1, o2 = self.split(obj)
         return build(o1, o2)
 
@@ -1528,7 +1614,7 @@ class Compiler:
             t = self.tmp()
             test = self.cmp(self.walrus(t, obj), [P.Is], [self.const(None)])
             return self.ifexp(test, self.const(None), self.call("_idx", [self.name(t), idx]))
-        if isinstance(obj, P.Name) and (isinstance(idx, (P.Name, P.Constant))):
+        if self.hot() and isinstance(obj, P.Name) and isinstance(idx, (P.Name, P.Constant)):
             # inline fast path for a list indexed by an int in range
             k1, k2 = self.split(idx)
             ln = self.call("len", [obj])
@@ -1710,17 +1796,19 @@ class Compiler:
         vals = self.exprs([e.target] + e.args)
         recv = vals[0]
         args = [self.cp_if_place(a, v) for a, v in zip(e.args, vals[1:])]
-        if name == "push" and n == 1 and not ctx and not mut and not self.limits_check:
+        if name == "push" and n == 1 and not ctx and not mut and self.hot():
             # fast path: appending to an array (unless the host overrides `push`)
             o = self.tmp()
             x = self.tmp()
             self.emit(self.assign(o, recv), self.assign(x, args[0]))
             app = self.stmt_expr(self.call(self.attr(self.name(o), "append"), [self.name(x)]))
             slow = self.stmt_expr(self.call(b, [self.name(o), self.name(x)]))
-            test = self.band(self.name("_FPP"), self.is_type(self.name(o), "list"))
+            test = self.band(self.name("_FPP"), self.is_type(self.name(o), "list"),
+                             self.cmp(self.call("len", [self.name(o)]), [P.Lt],
+                                      [self.name("_MAXA")]) if self.limits_check else None)
             self.emit(self._p(P.If(test=test, body=[app], orelse=[slow])))
             return self.const(None)
-        if name == "len" and n == 0 and not ctx and not mut:
+        if name == "len" and n == 0 and not ctx and not mut and self.hot():
             o1, o2 = self.split(recv)
             test = self.band(self.name("_FPL"),
                              self.cmp(self.typeof(o1), [P.In], [self.name("_LSD")]))
@@ -1896,6 +1984,58 @@ class PropPlace(_ChildPlace):
         self.write_back(newc)
 
 
+def check_function(f: A.FnDef, script: A.Script):
+    """The compile-time errors of a function body (assigning a constant), for lazy compiles."""
+    scopes = [{p: False for p in f.params}]
+
+    def is_const(name):
+        for sc in reversed(scopes):
+            if name in sc:
+                return sc[name]
+        return False
+
+    def visit(n):
+        t = type(n)
+        if t is A.Block:
+            scopes.append({})
+            for st in n.stmts:
+                visit(st)
+            scopes.pop()
+            return
+        if t is A.Let:
+            if n.value is not None:
+                visit(n.value)
+            scopes[-1][n.name] = n.const
+            return
+        if t is A.For:
+            visit(n.iterable)
+            scopes.append({n.var: False})
+            if n.counter:
+                scopes[-1][n.counter] = False
+            visit(n.body)
+            scopes.pop()
+            return
+        if t is A.TryCatch:
+            visit(n.body)
+            scopes.append({n.var: False} if n.var else {})
+            visit(n.handler)
+            scopes.pop()
+            return
+        if t is A.Closure:
+            scopes.append({p: False for p in n.params})
+            visit(n.body)
+            scopes.pop()
+            return
+        if t is A.Assign and type(n.target) is A.Var and is_const(n.target.name):
+            raise RhaiSyntaxError(f"cannot assign to constant '{n.target.name}'", n.line, n.col,
+                                  source_name=script.source_name, source=script.source,
+                                  hint=f"declare it with 'let {n.target.name}' to change it")
+        for c in _children(n):
+            visit(c)
+
+    visit(f.body)
+
+
 def _is_place(e) -> bool:
     t = type(e)
     if t is A.Var or t is A.This:
@@ -1932,14 +2072,24 @@ def _fold(op, a, b):
     return r if INT_MIN <= r <= INT_MAX else None
 
 
-def compile_script(script: A.Script, filename: str, *, guess=None, ops_check=False,
-                   limits_check=False):
-    """Compile a parsed script: (code object, CompileInfo)."""
-    comp = Compiler(script, filename=filename, guess=guess, ops_check=ops_check,
-                    limits_check=limits_check)
-    mod, info = comp.compile()
+def _pycompile(mod, filename):
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        code = compile(mod, filename, "exec", dont_inherit=True, optimize=2)
-    return code, info, mod
+        return compile(mod, filename, "exec", dont_inherit=True, optimize=2)
+
+
+def compile_script(script: A.Script, filename: str, *, guess=None, ops_check=False,
+                   limits_check=False, lazy=False):
+    """Compile a parsed script: (code object, CompileInfo, Compiler). With `lazy`, the code
+    defines only `__main__`; `Compiler.compile_function` compiles the functions later."""
+    comp = Compiler(script, filename=filename, guess=guess, ops_check=ops_check,
+                    limits_check=limits_check)
+    mod, info = comp.compile(lazy=lazy)
+    code = _pycompile(mod, filename)
+    return code, info, comp
+
+
+def compile_function(comp: "Compiler", pyname: str):
+    """The code object defining one lazily compiled function."""
+    return _pycompile(comp.compile_function(pyname), comp.filename)

@@ -217,15 +217,18 @@ class Engine:
         filename = f"<rhai:{name or 'script'}#{digest[:12]}{int(ops_check)}{int(limits_check)}>"
         prog = self._disk_load(key, filename, source, name, path)
         if prog is None:
+            lazy = not self.cache_dir
             try:
                 script = parse(source, name, max_expr_depth=depth)
-                code, info, _ = compile_script(script, filename, guess=self._guess,
-                                               ops_check=ops_check, limits_check=limits_check)
+                code, info, comp = compile_script(script, filename, guess=self._guess,
+                                                  ops_check=ops_check,
+                                                  limits_check=limits_check, lazy=lazy)
             except (RecursionError, MemoryError):
                 raise RhaiSyntaxError("script too complex to compile (nesting too deep)",
                                       1, 1, source_name=name, source=source) from None
             prog = Program(code, info, source=source, source_name=name, path=path,
-                           filename=filename, module_docs=list(script.module_docs))
+                           filename=filename, module_docs=list(script.module_docs),
+                           compiler=comp if lazy else None)
             self._disk_store(key, prog)
         with _CACHE_LOCK:
             if len(_CACHE) >= _CACHE_MAX:

@@ -40,16 +40,13 @@ _MAX_INT = (1 << 63) - 1
 
 
 class Token:
-    __slots__ = ("kind", "value", "line", "col", "docs", "end_line", "end_col")
+    __slots__ = ("kind", "value", "line", "col", "docs")
 
-    def __init__(self, kind: str, value, line: int, col: int, end_line: int = 0,
-                 end_col: int = 0):
+    def __init__(self, kind: str, value, line: int, col: int):
         self.kind = kind          # int float str char interp ident kw op eof
         self.value = value
         self.line = line
         self.col = col
-        self.end_line = end_line or line
-        self.end_col = end_col or col
         self.docs = None          # tuple of `///` doc comment texts preceding this token
 
     def __repr__(self) -> str:
@@ -74,8 +71,7 @@ class InterpPart:
 
 _ops_pattern = "|".join(re.escape(o) for o in OPERATORS if o != "!in")
 _MASTER = re.compile(r"""
-    (?P<ws>[ \t\r\f\v]+)
-  | (?P<nl>\n)
+    (?P<ws>[ \t\r\f\v\n]+)
   | (?P<doc>//![^\n]*|///(?!/)[^\n]*)
   | (?P<line>//[^\n]*)
   | (?P<block>/\*)
@@ -120,76 +116,80 @@ class Lexer:
         src = self.src
         n = len(src)
         out: list[Token] = []
+        append = out.append
         match = _MASTER.match
+        keywords = KEYWORDS
         depth = 0  # brace depth, used to find the end of a `${...}` interpolation
-        while self.pos < n:
-            m = match(src, self.pos)
+        pos = self.pos
+        while pos < n:
+            m = match(src, pos)
             if m is None:
-                ch = src[self.pos]
-                raise self.error(f"unexpected character {ch!r}")
+                self.pos = pos
+                raise self.error(f"unexpected character {src[pos]!r}")
             kind = m.lastgroup
-            text = m.group()
-            start = self.pos
-            col = start - self.line_start + 1
             if kind == "ws":
-                self.pos = m.end()
+                text = m.group()
+                pos = m.end()
+                if "\n" in text:
+                    self.line += text.count("\n")
+                    self.line_start = m.start() + text.rfind("\n") + 1
                 continue
-            if kind == "nl":
-                self.pos = m.end()
-                self.line += 1
-                self.line_start = self.pos
-                continue
-            if kind == "line":
-                self.pos = m.end()
-                continue
-            if kind == "doc":
-                self.pos = m.end()
-                if text.startswith("//!"):
-                    self.module_docs.append(text[3:])
-                else:
-                    self._pending_docs.append(text[3:])
-                continue
-            if kind == "block":
-                self._block_comment()
-                continue
-            if kind == "num":
-                self.pos = m.end()
-                tok = self._number(text, col)
-            elif kind == "ident":
-                self.pos = m.end()
-                if text in KEYWORDS:
-                    tok = Token("kw", text, self.line, col)
-                else:
-                    tok = Token("ident", text, self.line, col)
-            elif kind == "str":
-                tok = self._string(col)
-            elif kind == "char":
-                tok = self._char(col)
-            elif kind == "tick":
-                tok = self._backtick(col)
-            elif kind == "raw":
-                tok = self._raw_string(len(text) - 1, col)
-            else:  # op
-                self.pos = m.end()
-                if text == "!" and src.startswith("in", self.pos) and not (
-                        self.pos + 2 < n and (src[self.pos + 2].isalnum() or src[self.pos + 2] == "_")):
-                    self.pos += 2
+            col = pos - self.line_start + 1
+            if kind == "ident":
+                text = m.group()
+                pos = m.end()
+                tok = Token("kw" if text in keywords else "ident", text, self.line, col)
+            elif kind == "op":
+                text = m.group()
+                pos = m.end()
+                if text == "!" and src.startswith("in", pos) and not (
+                        pos + 2 < n and (src[pos + 2].isalnum() or src[pos + 2] == "_")):
+                    pos += 2
                     text = "!in"
                 if self.stop_at_brace:
                     if text in ("{", "#{"):
                         depth += 1
                     elif text == "}":
                         if depth == 0:
-                            out.append(Token("eof", None, self.line, col))
+                            self.pos = pos
+                            append(Token("eof", None, self.line, col))
                             return out
                         depth -= 1
                 tok = Token("op", text, self.line, col)
-            tok.end_line = self.line
-            tok.end_col = self.pos - self.line_start
+            elif kind == "line":
+                pos = m.end()
+                continue
+            elif kind == "doc":
+                text = m.group()
+                pos = m.end()
+                if text.startswith("//!"):
+                    self.module_docs.append(text[3:])
+                else:
+                    self._pending_docs.append(text[3:])
+                continue
+            elif kind == "num":
+                pos = m.end()
+                tok = self._number(m.group(), col)
+            else:
+                self.pos = pos
+                if kind == "block":
+                    self._block_comment()
+                    pos = self.pos
+                    continue
+                if kind == "str":
+                    tok = self._string(col)
+                elif kind == "char":
+                    tok = self._char(col)
+                elif kind == "tick":
+                    tok = self._backtick(col)
+                else:  # raw
+                    tok = self._raw_string(len(m.group()) - 1, col)
+                pos = self.pos
             if self._pending_docs:
                 tok.docs = tuple(self._pending_docs)
                 self._pending_docs = []
-            out.append(tok)
+            append(tok)
+        self.pos = pos
         if self.stop_at_brace:
             raise self.error("unterminated string interpolation: expecting '}'")
         return self._finish(out)

@@ -17,6 +17,7 @@ else, so these are the reference semantics:
 from __future__ import annotations
 
 import math
+import threading
 
 from .errors import RhaiError
 from .values import (INT_MAX, INT_MIN, Char, FnPtr, RhaiRange, copy_value, to_string,
@@ -35,12 +36,18 @@ class Limits:
         self.max_map_size = max_map_size
 
 
-CUR = Limits()
+_DEFAULT = Limits()
+_TLS = threading.local()
 
 
-def set_limits(limits: Limits) -> Limits:
-    global CUR
-    old, CUR = CUR, limits
+def limits() -> Limits:
+    """The data-size limits of the engine running on this thread."""
+    return getattr(_TLS, "cur", _DEFAULT)
+
+
+def set_limits(new: Limits) -> Limits:
+    old = getattr(_TLS, "cur", _DEFAULT)
+    _TLS.cur = new
     return old
 
 
@@ -50,21 +57,21 @@ def too_large(what: str) -> RhaiError:
 
 
 def chk_str(s):
-    m = CUR.max_string_size
+    m = limits().max_string_size
     if m and len(s) > m:
         raise too_large("Length of string")
     return s
 
 
 def chk_arr(a):
-    m = CUR.max_array_size
+    m = limits().max_array_size
     if m and len(a) > m:
         raise too_large("Size of array")
     return a
 
 
 def chk_map(d):
-    m = CUR.max_map_size
+    m = limits().max_map_size
     if m and len(d) > m:
         raise too_large("Size of object map")
     return d
@@ -133,7 +140,7 @@ def add(a, b):
     if _is_str(ta):
         if _is_str(tb):
             r = a + b
-            return chk_str(r) if CUR.max_string_size else r
+            return chk_str(r) if limits().max_string_size else r
         if b is None:
             return str(a)
         if ta is str and tb is not list:
@@ -516,7 +523,7 @@ def index_set(obj, i, v):
     if t is dict:
         if _is_str(type(i)):
             obj[str(i)] = v
-            if CUR.max_map_size:
+            if limits().max_map_size:
                 chk_map(obj)
             return obj
         raise _idx_type(obj, i)
@@ -552,7 +559,7 @@ def index_set(obj, i, v):
 def prop_set(obj, name, v, setters=None):
     if type(obj) is dict:
         obj[name] = v
-        if CUR.max_map_size:
+        if limits().max_map_size:
             chk_map(obj)
         return obj
     if setters:
@@ -584,6 +591,8 @@ def iterate(v):
     if t is dict:
         raise RhaiError("ErrorFor", "For loop expects iterable type (object maps are not "
                         "iterable: use keys() or values())")
+    if t is range:
+        return v
     if hasattr(v, "__iter__") and not isinstance(v, (FnPtr, bytes)):
         return list(v)
     raise RhaiError("ErrorFor", f"For loop expects iterable type, not {type_name(v)}")

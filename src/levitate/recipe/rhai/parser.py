@@ -118,6 +118,10 @@ class Parser:
             if t.value in RESERVED:
                 raise self.error(f"'{t.value}' is a reserved keyword and cannot be used as "
                                  f"{what}")
+            rest = t.value.lstrip("_")
+            if not rest or not rest[0].isalpha():
+                raise self.error(f"'{t.value}' is not a valid name: the first character after "
+                                 "any '_' must be a letter")
             self.i += 1
             return t
         if t.kind == "kw":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import weakref
 
 from . import ops, stdlib
@@ -27,10 +28,11 @@ PROGRAMS: "weakref.WeakValueDictionary[str, Program]" = weakref.WeakValueDiction
 
 
 class Program:
-    """A compiled Rhai script."""
+    """A compiled Rhai script. With a `compiler` (lazy compilation), the code defines only the
+    top level and each function is compiled on its first call, once for all instances."""
 
     def __init__(self, code, info, *, source: str, source_name: str | None, path: str | None,
-                 filename: str, module_docs: list[str]):
+                 filename: str, module_docs: list[str], compiler=None):
         self.code = code
         self.info = info
         self.source = source
@@ -38,7 +40,27 @@ class Program:
         self.path = path
         self.filename = filename
         self.module_docs = module_docs
+        self.compiler = compiler
+        self.fn_code: dict = {}      # pyname -> code object of a lazily compiled function
+        self._lock = threading.Lock()
         PROGRAMS[filename] = self
+
+    def function_code(self, pyname: str):
+        code = self.fn_code.get(pyname)
+        if code is None:
+            with self._lock:
+                code = self.fn_code.get(pyname)
+                if code is None:
+                    from .compiler import compile_function
+                    code = compile_function(self.compiler, pyname)
+                    self.fn_code[pyname] = code
+        return code
+
+    def compile_all(self):
+        """Compile every lazy function (before caching the program on disk)."""
+        if self.compiler is not None:
+            for _name, _arity, pyname, *_ in self.info.functions:
+                self.function_code(pyname)
 
 
 class Scope:
@@ -322,6 +344,10 @@ class Instance:
             "_overflow": self._overflow, "_too_many_ops": self._too_many_ops,
             "_export_scope": self._export_scope, "_export_module": self._export_module,
         })
+        lim = engine.limits
+        g["_MAXA"] = lim.max_array_size or (1 << 62)
+        g["_MAXM"] = lim.max_map_size or (1 << 62)
+        g["_MAXS"] = lim.max_string_size or (1 << 62)
         g["_FPP"] = ("push", 2) not in engine._host
         g["_FPL"] = ("len", 1) not in engine._host
         for gname, ch in info.chars.items():
@@ -332,11 +358,46 @@ class Instance:
         self.globals = g
         self.fns = {}
         self.fn_meta = {}
+        lazy = program.compiler is not None
         for name, arity, pyname, params, uses_this, private, docs in info.functions:
+            if lazy:
+                code = program.fn_code.get(pyname)
+                if code is not None:
+                    self._bind_new_globals()
+                    exec(code, g)
+                else:
+                    g[pyname] = self._lazy_stub(pyname, (name, arity))
             self.fns[(name, arity)] = g[pyname]
             self.fn_meta[(name, arity)] = (params, uses_this, private)
         self.closure_meta = info.closures
         self.main = g["__main__"]
+
+    # --- lazy compilation ----------------------------------------------------------------
+    def _lazy_stub(self, pyname, key):
+        inst = self
+
+        def stub(*args):
+            fn = inst.globals.get(pyname)
+            if fn is stub:
+                code = inst.program.function_code(pyname)
+                inst._bind_new_globals()
+                exec(code, inst.globals)
+                fn = inst.globals[pyname]
+                inst.fns[key] = fn
+            return fn(*args)
+        stub.__name__ = pyname
+        return stub
+
+    def _bind_new_globals(self):
+        """Bindings that functions compiled after this instance was made need."""
+        g = self.globals
+        info = self.program.info
+        for gname, ch in list(info.chars.items()):
+            if gname not in g:
+                g[gname] = Char(ch)
+        for b, (name, arity, ctx, mut) in list(info.natives.items()):
+            if b not in g:
+                g[b] = self._bind_native(name, arity, ctx, mut)
 
     # --- natives -----------------------------------------------------------------------
     def _bind_native(self, name, arity, ctx_site, mut_site):

@@ -687,7 +687,7 @@ def _pad(s, n, fill):
     if type(n) is not int:
         raise not_found("pad", s, n, fill)
     if type(s) is str and _is_str(fill):
-        m = ops.CUR.max_string_size
+        m = ops.limits().max_string_size
         if m and n > m:
             raise too_large("Length of string")
         cur = len(s)
@@ -697,7 +697,7 @@ def _pad(s, n, fill):
         reps = fill * (need // len(fill) + 1)
         return s + reps[:need], None
     if type(s) is list:
-        m = ops.CUR.max_array_size
+        m = ops.limits().max_array_size
         if m and n > m:
             raise too_large("Size of array")
         while len(s) < n:
@@ -870,7 +870,7 @@ def _is_alpha(c):
 def _push(a, x):
     if type(a) is list:
         a.append(copy_value(x))
-        m = ops.CUR.max_array_size
+        m = ops.limits().max_array_size
         if m and len(a) > m:
             raise too_large("Size of array")
         return None
@@ -928,6 +928,7 @@ def _sort(a):
 
 @reg("sort", 2, ctx=True, pure=False)
 def _sort2(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is not list or type(f) is not FnPtr:
         raise not_found("sort", a, f)
 
@@ -948,6 +949,13 @@ def _sort_desc(a):
     a.reverse()
 
 
+def _fp(ctx, f):
+    """Array callbacks take a function pointer or a function name (Rhai allows both)."""
+    if type(f) is str:
+        return ctx.inst.make_fnptr(f)
+    return f
+
+
 def _truthy(v, fn):
     if type(v) is bool:
         return v
@@ -958,6 +966,7 @@ def _truthy(v, fn):
 
 @reg("map", 2, ctx=True)
 def _map(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         call, with_index = ctx.caller(f, 1, 1)
         if with_index:
@@ -974,6 +983,7 @@ def _check_bool(v):
 
 @reg("filter", 2, ctx=True)
 def _filter(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         call, with_index = ctx.caller(f, 1, 1)
         if with_index:
@@ -992,6 +1002,7 @@ def _filter(ctx, a, f):
 
 @reg("for_each", 2, ctx=True)
 def _for_each(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         for i, x in enumerate(list(a)):
             ctx.call_flex(f, (x,), (i,))
@@ -1001,6 +1012,7 @@ def _for_each(ctx, a, f):
 
 @reg("reduce", 2, 3, ctx=True)
 def _reduce(ctx, a, f, init=None):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         acc = init
         for i, x in enumerate(list(a)):
@@ -1011,6 +1023,7 @@ def _reduce(ctx, a, f, init=None):
 
 @reg("reduce_rev", 2, 3, ctx=True)
 def _reduce_rev(ctx, a, f, init=None):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         acc = init
         items = list(a)
@@ -1023,6 +1036,7 @@ def _reduce_rev(ctx, a, f, init=None):
 @reg("some", 2, ctx=True)
 @reg("any", 2, ctx=True)
 def _some(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         return any(_truthy(ctx.call_flex(f, (x,), (i,)), "some") for i, x in enumerate(list(a)))
     raise not_found("some", a, f)
@@ -1030,6 +1044,7 @@ def _some(ctx, a, f):
 
 @reg("all", 2, ctx=True)
 def _all(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         return all(_truthy(ctx.call_flex(f, (x,), (i,)), "all") for i, x in enumerate(list(a)))
     raise not_found("all", a, f)
@@ -1037,6 +1052,7 @@ def _all(ctx, a, f):
 
 @reg("find", 2, ctx=True)
 def _find(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         for i, x in enumerate(list(a)):
             if _truthy(ctx.call_flex(f, (x,), (i,)), "find"):
@@ -1047,6 +1063,7 @@ def _find(ctx, a, f):
 
 @reg("find_map", 2, ctx=True)
 def _find_map(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         for i, x in enumerate(list(a)):
             r = ctx.call_flex(f, (x,), (i,))
@@ -1058,6 +1075,7 @@ def _find_map(ctx, a, f):
 
 @reg("retain", 2, ctx=True, pure=False)
 def _retain(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         keep, gone = [], []
         for i, x in enumerate(list(a)):
@@ -1075,6 +1093,7 @@ def _retain(ctx, a, f):
 
 @reg("drain", 2, ctx=True, pure=False)
 def _drain(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         keep, gone = [], []
         for i, x in enumerate(list(a)):
@@ -1181,6 +1200,7 @@ def _dedup(a):
 
 @reg("dedup", 2, ctx=True, pure=False)
 def _dedup2(ctx, a, f):
+    f = _fp(ctx, f)
     if type(a) is not list or type(f) is not FnPtr:
         raise not_found("dedup", a, f)
     out = []
