@@ -206,3 +206,10 @@ def test_invalid_variable_names(err, name):
 
 def test_valid_underscore_names(ev):
     assert ev("let _x = 1; let x_ = 2; let _x_ = 3; let r2d2 = 4; _x + x_ + _x_ + r2d2") == 10
+
+
+def test_duplicated_switch_case_is_a_syntax_error(err, ev):
+    e = err("switch 1 { 1 => 2, 2 => 3, 1 => 4 }")
+    assert e.kind == "ErrorParsing" and e.column == 28
+    # the same value with a guard is allowed
+    assert ev("switch 1 { 1 if false => 2, 1 => 3 }") == 3

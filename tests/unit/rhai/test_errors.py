@@ -175,3 +175,17 @@ def test_catchable_property():
 def test_error_is_a_levitate_error():
     from levitate.util.errors import LevitateError
     assert issubclass(RhaiError, LevitateError)
+
+
+@pytest.mark.parametrize("src, pos", [
+    # errors inside loops (inlined fast paths) point at the operator / call / index
+    ("let big = 9223372036854775807;\nfor i in 0..3 {\n    let x = big + i;\n}", (3, 17)),
+    ("let a = [1, 2];\nfor i in 0..5 {\n    a[i] += 1;\n}", (3, 6)),
+    ('let n = 5;\nfor x in [1] {\n    n.trim();\n}', (3, 7)),
+    ("let m = 5;\nwhile true {\n    m.name\n}", (3, 7)),
+    ("let n = 5;\nfor x in n { }", (2, 10)),
+    ('let s = "a";\nloop {\n    if s { break; }\n}', (3, 8)),
+])
+def test_error_positions_in_hot_code(err, src, pos):
+    e = err(src)
+    assert (e.line, e.column) == pos, (src, e)

@@ -263,3 +263,45 @@ def test_generated_programs(fuzz_engine):
             outcomes.add(e.kind)
     # the generator reaches many different outcomes (it is not stuck on one error)
     assert "ok" in outcomes and len(outcomes) >= 6
+
+
+# --- inline fast paths (loops) agree with the reference slow paths (straight code) -------
+
+VALUES = ["0", "1", "-3", "7", "9223372036854775807", "-9223372036854775807 - 1", "2.5",
+          "-0.5", '"ab"', '""', "'c'", "true", "false", "()", "[1, 2]", '#{a: 1}', "0..3"]
+BINOPS = ["+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^", "==", "!=", "<", "<=",
+          ">", ">=", "in", "??"]
+
+
+def outcome(eng, src):
+    try:
+        return ("ok", eng.eval(src))
+    except RhaiError as e:
+        return ("err", e.kind)
+
+
+def test_fast_paths_agree_with_slow_paths(fuzz_engine):
+    rng = random.Random(5)
+    pairs = [(a, b) for a in VALUES for b in VALUES]
+    rng.shuffle(pairs)
+    for a, b in pairs[:160]:
+        for op in rng.sample(BINOPS, 6):
+            cold = f"let a = {a}; let b = {b}; a {op} b"
+            hot = (f"fn f(a, b) {{ let r = (); for i in 0..1 {{ r = a {op} b; }} r }} "
+                   f"f({a}, {b})")
+            hot_const = f"let a = {a}; let r = (); for i in 0..1 {{ r = a {op} {b}; }} r"
+            want = outcome(fuzz_engine, cold)
+            assert outcome(fuzz_engine, hot) == want, (a, op, b)
+            if " " not in b and ".." not in b:  # b substituted textually as one operand
+                assert outcome(fuzz_engine, hot_const) == want, (a, op, b, "const")
+        for op in ("+", "-", "*"):
+            cold = f"let a = {a}; a {op}= {b}; a"
+            hot = f"let a = {a}; for i in 0..1 {{ a {op}= {b}; }} a"
+            assert outcome(fuzz_engine, hot) == outcome(fuzz_engine, cold), (a, op, b, "=")
+        cold = f"let a = {a}; let b = {b}; a[b]"
+        hot = f"let a = {a}; let b = {b}; let r = (); for i in 0..1 {{ r = a[b]; }} r"
+        assert outcome(fuzz_engine, hot) == outcome(fuzz_engine, cold), (a, b, "[]")
+        for u in ("!", "-"):
+            cold = f"let a = {a}; {u}a"
+            hot = f"let a = {a}; let r = (); for i in 0..1 {{ r = {u}a; }} r"
+            assert outcome(fuzz_engine, hot) == outcome(fuzz_engine, cold), (u, a)

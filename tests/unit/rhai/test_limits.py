@@ -125,3 +125,17 @@ def test_python_attributes_are_not_reachable():
     for src in ["thing().__class__", "thing().__dict__", '"x".__class__', "[].__len__"]:
         with pytest.raises(RhaiError):
             eng.eval(src)
+
+
+@cheat_aware(protects="a script compiled elsewhere still runs under this engine's limits",
+             cheats=["checking limits only at compile time"],
+             consequence="a sandboxed run of a cached AST could loop forever")
+def test_ast_from_unlimited_engine_runs_with_limits():
+    ast = Engine().compile("let i = 0; loop { i += 1; }")
+    with pytest.raises(RhaiError) as info:
+        Engine(Limits(max_operations=1000)).run(ast)
+    assert info.value.kind == "ErrorTooManyOperations"
+    ast2 = Engine().compile('let a = []; loop { a.push(1); }')
+    with pytest.raises(RhaiError) as info:
+        Engine(Limits(max_array_size=100)).run(ast2)
+    assert info.value.kind == "ErrorDataTooLarge"

@@ -141,3 +141,45 @@ def test_host_module(engine):
 
 def test_unknown_namespace(err):
     assert err("nope::f()").kind == "ErrorModuleNotFound"
+
+
+def test_global_imports_are_visible_inside_functions(recipes):
+    src = ('import "lib/helpers" as h;\n'
+           'fn path_of(name) { h::bin_path(name) }\n'
+           'path_of("fd")')
+    assert run(Engine(), recipes, src) == "/usr/bin/fd"
+
+
+def test_global_imports_are_visible_to_entry_functions(recipes):
+    (recipes / "r.rhai").write_text('import "lib/helpers" as h;\nfn install() { h::answer }\n')
+    eng = Engine()
+    ast = eng.compile_file(recipes / "r.rhai")
+    assert eng.call_fn(ast, "install", scope=eng.run(ast)) == 42
+
+
+def test_block_imports_are_not_global(recipes):
+    src = '{ import "lib/helpers" as h; }\nfn f() { h::answer }\nf()'
+    with pytest.raises(RhaiError) as e:
+        run(Engine(), recipes, src)
+    assert e.value.kind == "ErrorModuleNotFound"
+
+
+def test_module_functions_do_not_see_the_importers_variables(recipes):
+    (recipes / "lib" / "uses_prefix.rhai").write_text("fn where() { `${PREFIX}/bin` }\n")
+    src = 'import "lib/uses_prefix" as u;\nfn install() { u::where() }\n'
+    (recipes / "r.rhai").write_text(src)
+    from levitate.recipe.rhai import Scope
+    eng = Engine()
+    ast = eng.compile_file(recipes / "r.rhai")
+    scope = eng.run(ast, Scope(constants={"PREFIX": "/usr"}))
+    with pytest.raises(RhaiError) as e:
+        eng.call_fn(ast, "install", scope=scope)
+    err = e.value
+    assert err.kind == "ErrorVariableNotFound" and err.source_name.endswith("uses_prefix.rhai")
+    assert "register_const" in err.hint
+    assert "r.rhai line 2, position 16" in str(err)
+    # a host constant is visible everywhere, also in modules
+    eng2 = Engine()
+    eng2.register_const("PREFIX", "/opt")
+    ast2 = eng2.compile_file(recipes / "r.rhai")
+    assert eng2.call_fn(ast2, "install") == "/opt/bin"

@@ -162,6 +162,8 @@ class Let(Node):
     const: bool = False
     export: bool = False
     name_col: int = 0
+    name_end: int = 0              # source offset after the name
+    value_span: tuple = ()         # (start, end) source offsets of the value expression
 
 
 @dataclass(slots=True)

@@ -9,6 +9,11 @@ integer case (overflow checked) and a call into `ops` for everything else. Every
 carries the Rhai line and column, so a runtime error is located from the Python traceback
 (`runtime.locate`) without any bookkeeping while the script runs.
 
+Inline fast paths are generated where speed matters (inside loops, in functions that call
+script functions, in closures); elsewhere operations are compact helper calls, which keeps the
+generated code small and quick to compile. With `lazy=True` only the top level is compiled up
+front and each function on its first call (`compile_function`).
+
 Calling convention of a compiled function: `f(_d, _e, _t, *captured_cells, *params)`:
 `_d` is the call depth (checked against the limit), `_e` the top-level scope an entry function
 may read (None for nested calls: Rhai functions do not see the caller's variables), `_t` the
@@ -21,6 +26,9 @@ import ast as P
 
 from . import ast as A
 from .errors import RhaiSyntaxError
+from .places import FreePlace, IndexPlace, PropPlace, ThisPlace, VarPlace
+from .resolver import (ARITH, _has_break_value, _is_place, check_function, find_captured,
+                       infer_ints)
 from .stdlib import NON_PURE as MUT_NAMES
 from .values import INT_MAX, INT_MIN, Char
 
@@ -73,251 +81,6 @@ class FnState:
         self.top_vars: list[tuple] = []
         self.exports: list[tuple] = []
         self.submodules: list[tuple] = []
-
-
-# --- capture analysis ---------------------------------------------------------------------
-
-_SCALAR_FIELDS = {"line", "col", "name", "op", "safe", "const", "export", "name_col", "private",
-                  "docs", "uses_this", "has_closure", "var", "counter", "until", "params",
-                  "path", "alias", "self_terminated", "value_is_lit"}
-_FIELDS: dict = {}
-
-
-def _children(node):
-    """The child nodes of a syntax-tree node (a list)."""
-    t = type(node)
-    fields = _FIELDS.get(t)
-    if fields is None:
-        fields = _FIELDS[t] = tuple(f for f in t.__slots__ if f not in _SCALAR_FIELDS)
-    out = []
-    for f in fields:
-        v = getattr(node, f)
-        if isinstance(v, A.Node):
-            out.append(v)
-        elif type(v) is list:
-            for x in v:
-                if isinstance(x, A.Node):
-                    out.append(x)
-                elif type(x) is tuple:
-                    for y in x:
-                        if isinstance(y, A.Node):
-                            out.append(y)
-    return out
-
-
-def find_captured(params_decl, body) -> frozenset:
-    """Declarations (keys `(id(node), name)`) that a closure inside `body` refers to."""
-    captured = set()
-    scopes = [dict(params_decl)]
-    level = [0]
-    lv = {k: 0 for k in params_decl.values()}
-
-    def declare(name, key):
-        scopes[-1][name] = key
-        lv[key] = level[0]
-
-    def visit(n):
-        t = type(n)
-        if t is A.Var:
-            for s in reversed(scopes):
-                k = s.get(n.name)
-                if k is not None:
-                    if lv[k] < level[0]:
-                        captured.add(k)
-                    return
-            return
-        if t is A.Block:
-            scopes.append({})
-            for s in n.stmts:
-                visit(s)
-            scopes.pop()
-            return
-        if t is A.Let:
-            if n.value is not None:
-                visit(n.value)
-            declare(n.name, (id(n), n.name))
-            return
-        if t is A.For:
-            visit(n.iterable)
-            scopes.append({})
-            declare(n.var, (id(n), n.var))
-            if n.counter:
-                declare(n.counter, (id(n), n.counter))
-            visit(n.body)
-            scopes.pop()
-            return
-        if t is A.TryCatch:
-            visit(n.body)
-            scopes.append({})
-            if n.var:
-                declare(n.var, (id(n), n.var))
-            visit(n.handler)
-            scopes.pop()
-            return
-        if t is A.Closure:
-            level[0] += 1
-            scopes.append({})
-            for p in n.params:
-                declare(p, (id(n), p))
-            visit(n.body)
-            scopes.pop()
-            level[0] -= 1
-            return
-        if t is A.FnDef:
-            return
-        for c in _children(n):
-            visit(c)
-
-    visit(body)
-    return frozenset(captured)
-
-
-ARITH = {"+", "-", "*", "/", "%", "**", "<<", ">>", "&", "|", "^"}
-
-
-def infer_ints(params_decl, body, mut_names=frozenset(), script_fns=frozenset(),
-               hot=None) -> frozenset:
-    """Declarations (keys as in `find_captured`) that only ever hold integers: every value
-    assigned to them is an integer expression. The compiler drops type guards on those.
-    Variables captured by closures, used as method receivers or assigned through an index or
-    property are never integer-typed (something else may change them)."""
-    assigns: dict = {k: [None] for k in params_decl.values()}
-    var_decl: dict = {}
-    scopes = [dict(params_decl)]
-    in_closure = [0]
-    decl_level: dict = {k: 0 for k in params_decl.values()}
-
-    def resolve(name):
-        for sc in reversed(scopes):
-            k = sc.get(name)
-            if k is not None:
-                return k
-        return None
-
-    def declare(name, key, values):
-        scopes[-1][name] = key
-        decl_level[key] = in_closure[0]
-        assigns[key] = values
-
-    def root_var(e):
-        while type(e) in (A.Index, A.Prop):
-            e = e.target
-        return e if type(e) is A.Var else None
-
-    def spoil(e):
-        v = root_var(e)
-        if v is not None:
-            k = resolve(v.name)
-            if k is not None:
-                assigns[k].append(None)
-
-    def visit(n):
-        t = type(n)
-        if t is A.Var:
-            k = resolve(n.name)
-            if k is not None:
-                var_decl[id(n)] = k
-                if decl_level[k] < in_closure[0]:
-                    assigns[k].append(None)
-            return
-        if t is A.Block:
-            scopes.append({})
-            for st in n.stmts:
-                visit(st)
-            scopes.pop()
-            return
-        if t is A.Let:
-            if n.value is not None:
-                visit(n.value)
-            declare(n.name, (id(n), n.name), [n.value])
-            return
-        if t is A.For:
-            visit(n.iterable)
-            scopes.append({})
-            rng = type(n.iterable) is A.Binary and n.iterable.op in ("..", "..=")
-            declare(n.var, (id(n), n.var), ["INT" if rng else None])
-            if n.counter:
-                declare(n.counter, (id(n), n.counter), ["INT"])
-            visit(n.body)
-            scopes.pop()
-            return
-        if t is A.TryCatch:
-            visit(n.body)
-            scopes.append({})
-            if n.var:
-                declare(n.var, (id(n), n.var), [None])
-            visit(n.handler)
-            scopes.pop()
-            return
-        if t is A.Closure:
-            in_closure[0] += 1
-            scopes.append({})
-            for p in n.params:
-                declare(p, (id(n), p), [None])
-            visit(n.body)
-            scopes.pop()
-            in_closure[0] -= 1
-            return
-        if t is A.Assign:
-            visit(n.value)
-            if type(n.target) is A.Var:
-                k = resolve(n.target.name)
-                if k is not None:
-                    var_decl[id(n.target)] = k
-                    if decl_level[k] < in_closure[0]:
-                        assigns[k].append(None)
-                    elif n.op is None:
-                        assigns[k].append(n.value)
-                    else:
-                        assigns[k].append(("op", n.op, n.target, n.value))
-            else:
-                spoil(n.target)
-                visit(n.target)
-            return
-        if t is A.MethodCall:
-            spoil(n.target)
-            if hot is not None and n.name in script_fns:
-                hot[0] = True
-        elif t is A.Call:
-            if n.args and n.name in mut_names:
-                spoil(n.args[0])
-            if hot is not None and n.name in script_fns:
-                hot[0] = True
-        elif t is A.FnDef:
-            return
-        for c in _children(n):
-            visit(c)
-
-    visit(body)
-    ints = {k for k in assigns if decl_level.get(k, 0) == 0}
-
-    def is_int(e):
-        if e == "INT":
-            return True
-        if e is None:
-            return False
-        if type(e) is tuple:
-            _, op, var, value = e
-            return op in ARITH and is_int(var) and is_int(value)
-        t = type(e)
-        if t is A.Lit:
-            return type(e.value) is int
-        if t is A.Var:
-            return var_decl.get(id(e)) in ints
-        if t is A.Binary:
-            return e.op in ARITH and is_int(e.left) and is_int(e.right)
-        if t is A.Unary:
-            return e.op in ("-", "+") and is_int(e.operand)
-        return False
-
-    changed = True
-    while changed:
-        changed = False
-        for k in list(ints):
-            if not all(is_int(e) for e in assigns[k]):
-                ints.discard(k)
-                changed = True
-    return frozenset(ints)
 
 
 # --- the compiler --------------------------------------------------------------------------
@@ -807,6 +570,8 @@ class Compiler:
         st = self.st
         if st.kind == "main" and len(st.scopes) == 1:
             st.submodules.append((vi.py, s.alias))
+            self.emit(self.stmt_expr(self.call("_gimport", [self.const(s.alias),
+                                                            self.name(vi.py)])))
 
     def break_stmt(self, s: A.Break):
         loop = self.st.loops[-1] if self.st.loops else None
@@ -1076,7 +841,10 @@ class Compiler:
                 iterable = self.call("_forr" if it.op == ".." else "_forri", [a, b])
                 self.L, self.C = old
             else:
-                iterable = self.call("_iter", [self.expr(it)])
+                v = self.expr(it)
+                old = self.at(it)
+                iterable = self.call("_iter", [v])
+                self.L, self.C = old
             st.scopes.append({})
             vi = self.declare(s.var, s)
             ci = self.declare(s.counter, s) if s.counter else None
@@ -1291,7 +1059,9 @@ class Compiler:
     def module_ref(self, path, node):
         vi = self.lookup(path[0], key="::" + path[0])
         if vi is None:
-            m = self.call("_static_module", [self.const(path[0])])
+            # a module imported at global level (visible to functions, as in Rhai), or a
+            # module registered by the host
+            m = self.call("_gmod", [self.const(path[0])])
         else:
             m = self.name(vi.py)
         for sub in path[1:]:
@@ -1866,195 +1636,6 @@ def outer_module_capture(comp, st, outer, key):
     st.captures.append((outer, local))
     st.scopes[0][key] = local
     return local
-
-
-# --- places: the targets of assignments and of methods that change their receiver ---------
-
-class VarPlace:
-    def __init__(self, comp: Compiler, vi: VarInfo, node):
-        self.c = comp
-        self.vi = vi
-        self.node = node
-
-    def load(self):
-        return self.c.load_var(self.vi)
-
-    def store(self, value):
-        if self.vi.const:
-            self.c.emit(self.c.stmt_expr(self.c.call("_const_err", [self.c.const(self.vi.name)])))
-            return
-        self.c.emit(self.c.store_var(self.vi, value))
-
-
-class FreePlace:
-    def __init__(self, comp: Compiler, name):
-        self.c = comp
-        self.name = name
-
-    def load(self):
-        return self.c.call("_getv", [self.c.name("_e"), self.c.const(self.name)])
-
-    def store(self, value):
-        self.c.emit(self.c.stmt_expr(self.c.call("_setv", [self.c.name("_e"),
-                                                           self.c.const(self.name), value])))
-
-
-class ThisPlace:
-    def __init__(self, comp: Compiler):
-        self.c = comp
-
-    def load(self):
-        return self.c.attr(self.c.name("_t"), "v")
-
-    def store(self, value):
-        self.c.emit(self.c.assign(self.c.attr(self.c.name("_t"), "v", store=True), value))
-
-
-class _ChildPlace:
-    def root_const(self):
-        p = self.parent
-        while isinstance(p, _ChildPlace):
-            p = p.parent
-        if isinstance(p, VarPlace) and p.vi.const:
-            return p.vi.name
-        return None
-
-    def write_back(self, newc):
-        c = self.c
-        if self.parent is None:
-            return
-        saved = c.out
-        c.out = []
-        self.parent.store(c.name(newc))
-        store = c.out
-        c.out = saved
-        c.emit(c._p(P.If(test=c.cmp(c.name(newc), [P.IsNot], [c.name(self.cont)]),
-                         body=store, orelse=[])))
-
-
-class IndexPlace(_ChildPlace):
-    def __init__(self, comp, parent, cont, key, node):
-        self.c = comp
-        self.parent = parent
-        self.cont = cont
-        self.key = key
-        self.node = node
-
-    def load(self):
-        return self.c.call("_idx", [self.c.name(self.cont), self.key])
-
-    def store(self, value):
-        c = self.c
-        rc = self.root_const()
-        if rc is not None:
-            c.emit(c.stmt_expr(c.call("_const_err", [c.const(rc)])))
-            return
-        if isinstance(self.parent, FreePlace):
-            c.emit(c.stmt_expr(c.call("_chkconst", [c.name("_e"), c.const(self.parent.name)])))
-        newc = c.tmp()
-        c.emit(c.assign(newc, c.call("_setidx", [c.name(self.cont), self.key, value])))
-        self.write_back(newc)
-
-
-class PropPlace(_ChildPlace):
-    def __init__(self, comp, parent, cont, prop, node):
-        self.c = comp
-        self.parent = parent
-        self.cont = cont
-        self.prop = prop
-        self.node = node
-
-    def load(self):
-        c = self.c
-        o = c.name(self.cont)
-        return c.ifexp(c.is_type(o, "dict"), c.call(c.attr(c.name(self.cont), "get"),
-                                                    [c.const(self.prop)]),
-                       c.call("_prop", [c.name(self.cont), c.const(self.prop)]))
-
-    def store(self, value):
-        c = self.c
-        rc = self.root_const()
-        if rc is not None:
-            c.emit(c.stmt_expr(c.call("_const_err", [c.const(rc)])))
-            return
-        if isinstance(self.parent, FreePlace):
-            c.emit(c.stmt_expr(c.call("_chkconst", [c.name("_e"), c.const(self.parent.name)])))
-        newc = c.tmp()
-        c.emit(c.assign(newc, c.call("_setprop", [c.name(self.cont), c.const(self.prop), value])))
-        self.write_back(newc)
-
-
-def check_function(f: A.FnDef, script: A.Script):
-    """The compile-time errors of a function body (assigning a constant), for lazy compiles."""
-    scopes = [{p: False for p in f.params}]
-
-    def is_const(name):
-        for sc in reversed(scopes):
-            if name in sc:
-                return sc[name]
-        return False
-
-    def visit(n):
-        t = type(n)
-        if t is A.Block:
-            scopes.append({})
-            for st in n.stmts:
-                visit(st)
-            scopes.pop()
-            return
-        if t is A.Let:
-            if n.value is not None:
-                visit(n.value)
-            scopes[-1][n.name] = n.const
-            return
-        if t is A.For:
-            visit(n.iterable)
-            scopes.append({n.var: False})
-            if n.counter:
-                scopes[-1][n.counter] = False
-            visit(n.body)
-            scopes.pop()
-            return
-        if t is A.TryCatch:
-            visit(n.body)
-            scopes.append({n.var: False} if n.var else {})
-            visit(n.handler)
-            scopes.pop()
-            return
-        if t is A.Closure:
-            scopes.append({p: False for p in n.params})
-            visit(n.body)
-            scopes.pop()
-            return
-        if t is A.Assign and type(n.target) is A.Var and is_const(n.target.name):
-            raise RhaiSyntaxError(f"cannot assign to constant '{n.target.name}'", n.line, n.col,
-                                  source_name=script.source_name, source=script.source,
-                                  hint=f"declare it with 'let {n.target.name}' to change it")
-        for c in _children(n):
-            visit(c)
-
-    visit(f.body)
-
-
-def _is_place(e) -> bool:
-    t = type(e)
-    if t is A.Var or t is A.This:
-        return True
-    if (t is A.Index or t is A.Prop) and not e.safe:
-        return _is_place(e.target)
-    return False
-
-
-def _has_break_value(loop) -> bool:
-    """Does a `break value` inside this loop (not in a nested loop or closure) exist?"""
-    def visit(n):
-        t = type(n)
-        if t is A.Break:
-            return n.value is not None
-        if t in (A.While, A.DoWhile, A.For, A.Closure, A.FnDef):
-            return False
-        return any(visit(c) for c in _children(n))
-    return visit(loop.body)
 
 
 def _fold(op, a, b):

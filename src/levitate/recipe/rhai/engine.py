@@ -32,7 +32,7 @@ from .errors import RhaiError, RhaiSyntaxError, host_error
 from .parser import parse
 from .runtime import (Instance, Module, Program, RunState, Scope, build_module, convert,
                       locate, module_path)
-from .values import from_rhai, to_rhai
+from .values import UNBOUND, from_rhai, to_rhai
 
 ENGINE_VERSION = "rhai-py-1"
 
@@ -226,9 +226,16 @@ class Engine:
             except (RecursionError, MemoryError):
                 raise RhaiSyntaxError("script too complex to compile (nesting too deep)",
                                       1, 1, source_name=name, source=source) from None
+            except RhaiError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a bug here must not look like a crash
+                err = RhaiError("ErrorSystem", f"internal compiler error: {type(e).__name__}: "
+                                f"{e}", source_name=name,
+                                hint="this is a bug in the Rhai engine, not in the script")
+                raise err from e
             prog = Program(code, info, source=source, source_name=name, path=path,
                            filename=filename, module_docs=list(script.module_docs),
-                           compiler=comp if lazy else None)
+                           compiler=comp if lazy else None, flags=self._flags())
             self._disk_store(key, prog)
         with _CACHE_LOCK:
             if len(_CACHE) >= _CACHE_MAX:
@@ -255,7 +262,7 @@ class Engine:
         if code.co_filename != filename:
             return None
         return Program(code, info, source=source, source_name=name, path=path,
-                       filename=filename, module_docs=docs)
+                       filename=filename, module_docs=docs, flags=self._flags())
 
     def _disk_store(self, key, prog: Program):
         f = self._cache_file(key)
@@ -310,12 +317,15 @@ class Engine:
             raise err
         rargs = tuple(to_rhai(a, _path=f"argument of {name}") for a in args)
         inst.state.ops = 0
-        params, uses_this, private = inst.fn_meta[(name, len(args))]
-        from .values import UNBOUND
         return from_rhai(self._guard(lambda: fn(0, scope, UNBOUND, *rargs), inst))
 
     def _as_ast(self, ast) -> AST:
         if isinstance(ast, AST):
+            if ast._program.flags != self._flags():
+                # compiled by an engine with other limits: the checks this engine needs
+                # (operation counting, size checks) must be in the code
+                return AST(self._program(ast.source, ast.source_name, ast._program.path),
+                           ast.path)
             return ast
         if isinstance(ast, str):
             return self.compile(ast)
@@ -332,11 +342,11 @@ class Engine:
 
     def _exec_main(self, ast: AST, scope: Scope):
         state = RunState()
+        state.root_scope = scope
         state.root = self.module_root or (os.path.dirname(ast._program.path)
                                           if ast._program.path else os.getcwd())
         inst = self._guard(lambda: Instance(self, ast._program, scope, state), None)
         scope._instance = inst
-        from .values import UNBOUND
         return self._guard(lambda: inst.main(0, scope, UNBOUND), inst)
 
     def _guard(self, fn, inst):
@@ -434,7 +444,6 @@ class Engine:
             mscope = Scope()
             minst = Instance(self, prog, mscope, state, is_module=True)
             mscope._instance = minst
-            from .values import UNBOUND
             try:
                 minst.main(0, mscope, UNBOUND)
             except Exception as e:  # noqa: BLE001

@@ -41,6 +41,7 @@ class RhaiError(LevitateError):
         self.value = value              # the thrown value (ErrorRuntime from `throw`)
         self.fields = fields or {}      # extra fields for the catch map (variable, function...)
         self.call_stack: list[tuple[str, int, int]] = []   # (function, line, column) outermost last
+        self.call_sources: list = []    # the file of each call-stack entry
         self.module_stack: list[str] = []
 
     # --- position -----------------------------------------------------------------------
@@ -92,7 +93,7 @@ class RhaiError(LevitateError):
         ex = self.excerpt()
         if ex:
             parts.append(ex)
-        for text, count in _collapse(self.call_stack):
+        for text, count in _collapse(self.call_stack, self.call_sources, self.source_name):
             parts.append(f"  {text}" + (f" [repeated {count} times]" if count > 1 else ""))
         for mod in self.module_stack:
             parts.append(f"  in module '{mod}'")
@@ -114,11 +115,13 @@ class RhaiSyntaxError(RhaiError):
         super().__init__("ErrorParsing", message, line, column, **kw)
 
 
-def _collapse(stack):
+def _collapse(stack, sources=(), here=None):
     """Call-stack lines, with runs of identical lines (deep recursion) folded."""
     out: list[list] = []
-    for fn, line, col in stack:
-        text = f"in call to function '{fn}' (line {line}, position {col})"
+    sources = list(sources) + [None] * (len(stack) - len(sources))
+    for (fn, line, col), src in zip(stack, sources):
+        where = f"{src} " if src and src != here else ""
+        text = f"in call to function '{fn}' ({where}line {line}, position {col})"
         if out and out[-1][0] == text:
             out[-1][1] += 1
         else:

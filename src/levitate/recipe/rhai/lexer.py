@@ -40,7 +40,7 @@ _MAX_INT = (1 << 63) - 1
 
 
 class Token:
-    __slots__ = ("kind", "value", "line", "col", "docs")
+    __slots__ = ("kind", "value", "line", "col", "docs", "pos", "end")
 
     def __init__(self, kind: str, value, line: int, col: int):
         self.kind = kind          # int float str char interp ident kw op eof
@@ -135,6 +135,7 @@ class Lexer:
                     self.line_start = m.start() + text.rfind("\n") + 1
                 continue
             col = pos - self.line_start + 1
+            start = pos
             if kind == "ident":
                 text = m.group()
                 pos = m.end()
@@ -152,7 +153,9 @@ class Lexer:
                     elif text == "}":
                         if depth == 0:
                             self.pos = pos
-                            append(Token("eof", None, self.line, col))
+                            eof = Token("eof", None, self.line, col)
+                            eof.pos = eof.end = start
+                            append(eof)
                             return out
                         depth -= 1
                 tok = Token("op", text, self.line, col)
@@ -188,6 +191,8 @@ class Lexer:
             if self._pending_docs:
                 tok.docs = tuple(self._pending_docs)
                 self._pending_docs = []
+            tok.pos = start
+            tok.end = pos
             append(tok)
         self.pos = pos
         if self.stop_at_brace:
@@ -195,7 +200,9 @@ class Lexer:
         return self._finish(out)
 
     def _finish(self, out):
-        out.append(Token("eof", None, self.line, self.pos - self.line_start + 1))
+        eof = Token("eof", None, self.line, self.pos - self.line_start + 1)
+        eof.pos = eof.end = self.pos
+        out.append(eof)
         return out
 
     # --- pieces -------------------------------------------------------------------------

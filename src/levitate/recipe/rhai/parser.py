@@ -237,14 +237,18 @@ class Parser:
         t = self.advance()
         name = self.ident("a variable name")
         value = None
+        span = ()
         if self.at_op("="):
             self.i += 1
+            first = self.tok
             value = self.expr()
+            span = (first.pos, self.toks[self.i - 1].end)
         elif t.value == "const":
             raise self.error(f"expecting '=' after constant '{name.value}': a constant needs a "
                              "value")
         return A.Let(name.value, value, const=(t.value == "const"), export=export,
-                     line=t.line, col=t.col, name_col=name.col)
+                     line=t.line, col=t.col, name_col=name.col, name_end=name.end,
+                     value_span=span)
 
     def fn_def(self, top: bool) -> A.FnDef:
         start = self.tok
@@ -669,6 +673,7 @@ class Parser:
         self.expect_op("{", "to start the cases of 'switch'")
         cases = []
         default = None
+        seen: set = set()
         while not self.at_op("}"):
             ct = self.tok
             if default is not None:
@@ -692,6 +697,14 @@ class Parser:
                 body = self.case_body()
                 for v in values:
                     self._check_case_value(v)
+                    if guard is None and isinstance(v, A.Lit):
+                        key = (type(v.value), v.value)
+                        if key in seen:
+                            raise RhaiSyntaxError("duplicated 'switch' case (add an 'if' "
+                                                  "condition or merge the cases)", v.line,
+                                                  v.col, source_name=self.source_name,
+                                                  source=self.source)
+                        seen.add(key)
                 cases.append(A.SwitchCase(values, guard, body, line=ct.line, col=ct.col))
             last = default if default is not None else cases[-1].body
             if self.at_op(","):

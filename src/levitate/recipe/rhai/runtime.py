@@ -32,7 +32,8 @@ class Program:
     top level and each function is compiled on its first call, once for all instances."""
 
     def __init__(self, code, info, *, source: str, source_name: str | None, path: str | None,
-                 filename: str, module_docs: list[str], compiler=None):
+                 filename: str, module_docs: list[str], compiler=None, flags=None):
+        self.flags = flags           # the engine settings the code was compiled for
         self.code = code
         self.info = info
         self.source = source
@@ -127,10 +128,11 @@ class Scope:
 
 class RunState:
     """Shared by a script and the modules it imports during one engine call."""
-    __slots__ = ("ops", "modules", "loading", "n_modules", "root")
+    __slots__ = ("ops", "modules", "loading", "n_modules", "root", "root_scope")
 
     def __init__(self):
         self.root = None
+        self.root_scope = None
         self.ops = 0
         self.modules: dict = {}
         self.loading: set = set()
@@ -258,8 +260,9 @@ def locate(err: RhaiError, tb) -> RhaiError:
                 name = frames[i + 1][0].info.fn_names.get(callee, callee)
                 cpos = _position(c, li)
                 if cpos is not None:
-                    stack.append((name, cpos[0], cpos[1]))
-            err.call_stack = list(reversed(stack))
+                    stack.append((name, cpos[0], cpos[1], p.source_name))
+            err.call_stack = [(n, ln, c) for n, ln, c, _ in reversed(stack)]
+            err.call_sources = [src for _, _, _, src in reversed(stack)]
     return err
 
 
@@ -329,6 +332,7 @@ class Instance:
         self.is_module = is_module
         self.exports: dict = {}
         self.submodules: dict = {}
+        self.imports: dict = {}     # modules imported at global level (seen by functions)
         info = program.info
         g = dict(BASE_GLOBALS)
         self.G = dict(engine._constants)
@@ -339,7 +343,8 @@ class Instance:
             "_const_err": self._const_err, "_isdefv": self._isdefv, "_gvar": self._gvar,
             "_prop": self._prop, "_setprop": self._setprop, "_callvar": self._callvar,
             "_callm": self._callm, "_mcall": self._mcall, "_mvar": self._mvar,
-            "_msub": self._msub, "_static_module": self._static_module,
+            "_msub": self._msub, "_static_module": self._static_module, "_gmod": self._gmod,
+            "_gimport": self._gimport,
             "_import": self._import, "_closure": _closure_factory(self), "_catch": self._catch,
             "_overflow": self._overflow, "_too_many_ops": self._too_many_ops,
             "_export_scope": self._export_scope, "_export_module": self._export_module,
@@ -488,7 +493,12 @@ class Instance:
         msg = f"Variable not found: {name}"
         hint = None
         top = getattr(self.program.info, "top_names", set())
-        if e is None and name in top:
+        root = self.state.root_scope
+        if e is None and root is not None and name in root.vars and self.is_module:
+            hint = (f"'{name}' belongs to the script that imported this module: module "
+                    "functions cannot see it (the host can make it visible everywhere with "
+                    "Engine.register_const)")
+        elif e is None and name in top:
             hint = ("functions cannot see the script's variables: pass the value as an "
                     "argument (only entry functions called by the host see top-level "
                     "variables)")
@@ -672,6 +682,15 @@ class Instance:
         if not isinstance(path, str):
             raise ops.mismatch("string", path)
         return self.engine._import_module(self, str(path))
+
+    def _gimport(self, alias, module):
+        self.imports[alias] = module
+
+    def _gmod(self, name):
+        m = self.imports.get(name)
+        if m is not None:
+            return m
+        return self._static_module(name)
 
     def _static_module(self, name):
         m = self.engine._static_modules.get(name)
