@@ -1,0 +1,391 @@
+#!/bin/sh
+# LevitateOS initramfs /init, run by busybox sh (written by levitate.leviso.initramfs).
+#
+# Finds the live medium by its filesystem label, stacks the live layer over the base image under
+# a tmpfs upper layer at /sysroot, moves /run, /dev, /proc and /sys into it and switch_roots to
+# its init (systemd). Progress lines start with "LEVITATE-INIT: " on /dev/console. Every failure
+# prints "LEVITATE-INIT: ERROR: <what>", what was found, "LEVITATE-INIT: emergency shell", and
+# opens a shell on the console; this script never exits (PID 1 exiting is a kernel panic).
+#
+# Kernel command line:
+#   root=live:LABEL=NAME | root=live:UUID=ID   the medium (default LABEL=@LABEL@)
+#   rd.live.dir=DIR            directory of the images on the medium (default live)
+#   rd.live.overlay.size=SIZE  size of the tmpfs upper layer (tmpfs size=, default half of RAM)
+#   rd.timeout=SECONDS         how long to wait for the medium (default 30)
+#   rd.break                   a shell just before switch_root; exiting it continues the boot
+#   rd.shell                   a shell on failure (always on)
+#   debug                      trace this script and keep kernel messages on the console
+#   init=PATH                  what to run in the new root (default /sbin/init)
+
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+umask 022
+
+LABEL_DEFAULT='@LABEL@'
+MODULES_LIST=/etc/levitate/modules
+MEDIA=/run/levitate/media
+BASE_MNT=/run/levitate/base
+LIVE_MNT=/run/levitate/live
+OVERLAY_MNT=/run/levitate/overlay
+NEWROOT=/sysroot
+
+WANT_KIND=LABEL
+WANT=$LABEL_DEFAULT
+LIVE_DIR=live
+OVERLAY_SIZE=
+TIMEOUT=30
+BREAK=
+DEBUG=
+NEWINIT=
+MEDIUM_DEV=
+
+msg() {
+    echo "LEVITATE-INIT: $*" >/dev/console 2>/dev/null || echo "LEVITATE-INIT: $*"
+}
+
+error() {
+    msg "ERROR: $*"
+}
+
+# Print the output of a command as indented LEVITATE-INIT lines (what was found).
+detail() {
+    "$@" 2>&1 | while IFS= read -r line; do msg "  $line"; done
+}
+
+dmesg_tail() {
+    msg "kernel messages (last 10):"
+    dmesg 2>/dev/null | tail -n 10 | while IFS= read -r line; do msg "  $line"; done
+}
+
+# An interactive shell on the console; returns when it exits.
+shell() {
+    if [ -c /dev/console ] && command -v setsid >/dev/null 2>&1 && command -v cttyhack >/dev/null 2>&1; then
+        # A session of its own with the console as controlling tty: job control and ^C work.
+        setsid cttyhack sh -i </dev/console >/dev/console 2>&1
+    else
+        sh -i </dev/console >/dev/console 2>&1
+    fi
+}
+
+root_ready() {
+    grep -q " $NEWROOT " /proc/mounts 2>/dev/null && find_init >/dev/null
+}
+
+# The init of the new root: init= from the command line, /sbin/init or systemd. A symlink
+# counts (its target is absolute inside the new root, so it cannot be followed from here).
+find_init() {
+    for candidate in $NEWINIT /sbin/init /usr/lib/systemd/systemd; do
+        if [ -e "$NEWROOT$candidate" ] || [ -L "$NEWROOT$candidate" ]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Called after a failure was reported: a shell until the user has mounted a root at /sysroot
+# (then the boot continues) or reboots.
+emergency() {
+    while :; do
+        msg "emergency shell"
+        msg "  (fix the problem and mount the root at $NEWROOT, then exit to continue booting; 'reboot -f' to restart)"
+        shell
+        if root_ready; then
+            msg "root found at $NEWROOT after the emergency shell: continuing"
+            return 0
+        fi
+        error "no root mounted at $NEWROOT with an init"
+    done
+}
+
+# Centiseconds since boot (/proc/uptime has two decimals; "1$f - 100" keeps "08" from being octal).
+uptime_cs() {
+    read -r up _ </proc/uptime
+    f=${up#*.}
+    echo $(( ${up%%.*} * 100 + 1${f%"${f#??}"} - 100 ))
+}
+
+setup() {
+    mkdir -p /proc /sys /dev /run /tmp "$NEWROOT"
+    mount -t proc -o nosuid,nodev,noexec proc /proc
+    mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+    mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev || msg "WARNING: cannot mount devtmpfs on /dev"
+    mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+    mkdir -p "$MEDIA" "$BASE_MNT" "$LIVE_MNT" "$OVERLAY_MNT"
+    # busybox modprobe reads /lib/modules/$(uname -r); kernel module requests go to /sbin/modprobe
+    [ -e /proc/sys/kernel/modprobe ] && echo /sbin/modprobe >/proc/sys/kernel/modprobe
+}
+
+parse_cmdline() {
+    set -f
+    for arg in $(cat /proc/cmdline); do
+        case "$arg" in
+            root=live:LABEL=*) WANT_KIND=LABEL; WANT=${arg#root=live:LABEL=} ;;
+            root=live:CDLABEL=*) WANT_KIND=LABEL; WANT=${arg#root=live:CDLABEL=} ;;
+            root=live:UUID=*) WANT_KIND=UUID; WANT=${arg#root=live:UUID=} ;;
+            rd.live.dir=*) LIVE_DIR=${arg#rd.live.dir=}; LIVE_DIR=${LIVE_DIR#/} ;;
+            rd.live.overlay.size=*) OVERLAY_SIZE=${arg#rd.live.overlay.size=} ;;
+            rd.timeout=*) TIMEOUT=${arg#rd.timeout=} ;;
+            rd.break|rd.break=*) BREAK=1 ;;
+            debug|rd.debug) DEBUG=1 ;;
+            init=*) NEWINIT=${arg#init=} ;;
+        esac
+    done
+    set +f
+    case "$TIMEOUT" in
+        ''|*[!0-9]*) msg "WARNING: rd.timeout=$TIMEOUT is not a number of seconds: using 30"; TIMEOUT=30 ;;
+    esac
+    case "$OVERLAY_SIZE" in
+        *[!0-9A-Za-z%]*) msg "WARNING: rd.live.overlay.size=$OVERLAY_SIZE is not a size: using half of RAM"; OVERLAY_SIZE= ;;
+    esac
+}
+
+load_modules() {
+    [ -f "$MODULES_LIST" ] || return 0
+    while read -r name flag; do
+        case "$name" in ''|'#'*) continue ;; esac
+        if ! out=$(modprobe "$name" 2>&1); then
+            # "optional" modules are alternatives (e.g. a CPU-specific crc32c) and "No such
+            # device" means the hardware is not there (efivarfs without UEFI): quiet unless debug
+            case "$flag:$out" in optional:*|*"No such device"*) [ -n "$DEBUG" ] || continue ;; esac
+            msg "WARNING: modprobe $name failed: $out"
+        fi
+    done <"$MODULES_LIST"
+}
+
+# --- finding the medium ---------------------------------------------------------------------------
+
+# The ISO 9660 primary volume descriptor is sector 16: "CD001" at byte 1, volume id at 40 (32
+# bytes, space padded), creation date at 813 (blkid shows it as the UUID).
+iso_label() {
+    [ "$(dd if="$1" bs=1 skip=32769 count=5 2>/dev/null)" = CD001 ] || return 1
+    dd if="$1" bs=1 skip=32808 count=32 2>/dev/null | sed 's/[[:space:]]*$//'
+}
+
+iso_uuid() {
+    [ "$(dd if="$1" bs=1 skip=32769 count=5 2>/dev/null)" = CD001 ] || return 1
+    dd if="$1" bs=1 skip=33581 count=16 2>/dev/null \
+        | sed 's/^\(....\)\(..\)\(..\)\(..\)\(..\)\(..\)\(..\)$/\1-\2-\3-\4-\5-\6-\7/'
+}
+
+# Block devices that can carry the medium: CDs, disks, partitions (not loop or RAM disks).
+block_devices() {
+    for sys in /sys/class/block/*; do
+        [ -e "$sys" ] || continue
+        name=${sys##*/}
+        case "$name" in loop*|ram*|zram*) continue ;; esac
+        echo "$name"
+    done
+}
+
+dev_size_mib() {
+    sectors=$(cat "/sys/class/block/$1/size" 2>/dev/null)
+    echo $(( ${sectors:-0} / 2048 ))
+}
+
+# Does /dev/$1 carry the wanted label or UUID?
+matches() {
+    dev=/dev/$1
+    [ -b "$dev" ] || return 1
+    [ "$(cat "/sys/class/block/$1/size" 2>/dev/null)" != 0 ] || return 1
+    if [ "$WANT_KIND" = LABEL ]; then
+        found=$(iso_label "$dev") && [ "$found" = "$WANT" ] && return 0
+    else
+        found=$(iso_uuid "$dev") && [ "$found" = "$WANT" ] && return 0
+    fi
+    # other filesystems (e.g. the ISO's files copied to a FAT stick) through blkid if there is one
+    if command -v blkid >/dev/null 2>&1; then
+        blkid "$dev" 2>/dev/null | grep -q " $WANT_KIND=\"$WANT\"" && return 0
+    fi
+    return 1
+}
+
+describe_device() {
+    name=$1
+    dev=/dev/$name
+    size=$(dev_size_mib "$name")
+    if [ "$size" = 0 ] || ! dd if="$dev" of=/dev/null bs=2048 count=1 2>/dev/null; then
+        echo "$name: no medium (nothing readable)"
+    elif label=$(iso_label "$dev"); then
+        echo "$name: iso9660 LABEL=\"$label\" UUID=$(iso_uuid "$dev") ${size} MiB"
+    elif command -v blkid >/dev/null 2>&1 && info=$(blkid "$dev" 2>/dev/null) && [ -n "$info" ]; then
+        echo "$name: ${info#*: } ${size} MiB"
+    else
+        echo "$name: no iso9660 filesystem, ${size} MiB"
+    fi
+}
+
+list_block_devices() {
+    msg "block devices found:"
+    any=
+    for name in $(block_devices); do
+        any=1
+        msg "  $(describe_device "$name")"
+    done
+    [ -n "$any" ] || msg "  (none: no disk or CD drive was detected; drivers loaded: $(cut -d' ' -f1 /proc/modules 2>/dev/null | tr '\n' ' '))"
+}
+
+find_medium() {
+    msg "waiting up to $TIMEOUT s for the medium $WANT_KIND=$WANT"
+    deadline=$(( $(uptime_cs) + TIMEOUT * 100 ))
+    while :; do
+        for name in $(block_devices); do
+            if matches "$name"; then
+                MEDIUM_DEV=/dev/$name
+                msg "found the medium $WANT_KIND=$WANT on $MEDIUM_DEV"
+                return 0
+            fi
+        done
+        if [ "$WANT_KIND" = LABEL ] && dev=$(findfs "LABEL=$WANT" 2>/dev/null) && [ -b "$dev" ]; then
+            MEDIUM_DEV=$dev
+            msg "found the medium $WANT_KIND=$WANT on $MEDIUM_DEV"
+            return 0
+        fi
+        [ "$(uptime_cs)" -lt "$deadline" ] || break
+        sleep 0.2 2>/dev/null || sleep 1
+    done
+    error "no medium with $WANT_KIND=$WANT found within $TIMEOUT s"
+    list_block_devices
+    return 1
+}
+
+# --- mounting ---------------------------------------------------------------------------------------
+
+mount_medium() {
+    if ! out=$(mount -t iso9660 -o ro "$MEDIUM_DEV" "$MEDIA" 2>&1) \
+        && ! out=$(mount -t udf -o ro "$MEDIUM_DEV" "$MEDIA" 2>&1) \
+        && ! out=$(mount -o ro "$MEDIUM_DEV" "$MEDIA" 2>&1); then
+        error "cannot mount the medium $MEDIUM_DEV ($WANT_KIND=$WANT) at $MEDIA: $out"
+        dmesg_tail
+        return 1
+    fi
+    msg "mounted the medium $MEDIUM_DEV at $MEDIA"
+}
+
+# image_in DIR NAME: the path of DIR/NAME.erofs or DIR/NAME.squashfs (and its type)
+image_in() {
+    for fstype in erofs squashfs; do
+        if [ -f "$1/$2.$fstype" ]; then
+            echo "$fstype $1/$2.$fstype"
+            return 0
+        fi
+    done
+    return 1
+}
+
+bytes_hex() {  # bytes_hex FILE OFFSET COUNT -> "e2e1f5e0"
+    dd if="$1" bs=1 skip="$2" count="$3" 2>/dev/null | od -An -tx1 | tr -d ' \n'
+}
+
+# Does FILE start like an image of FSTYPE? (EROFS: 0xE0F5E1E2 at 1024; squashfs: "hsqs" at 0)
+has_magic() {
+    case "$1" in
+        erofs) [ "$(bytes_hex "$2" 1024 4)" = e2e1f5e0 ] ;;
+        squashfs) [ "$(bytes_hex "$2" 0 4)" = 68737173 ] ;;
+        *) return 0 ;;
+    esac
+}
+
+# mount_image WHAT FSTYPE FILE MOUNTPOINT
+mount_image() {
+    if ! out=$(mount -t "$2" -o ro "$3" "$4" 2>&1); then
+        error "cannot mount the $1 ${3#$MEDIA/} ($2): $out"
+        case "$2" in
+            erofs) grep -qw erofs /proc/filesystems || msg "  the kernel has no erofs support loaded (modprobe erofs failed?)" ;;
+            squashfs) grep -qw squashfs /proc/filesystems || msg "  the kernel has no squashfs support loaded (modprobe squashfs failed?)" ;;
+        esac
+        if ! has_magic "$2" "$3"; then
+            msg "  ${3#$MEDIA/} has no $2 superblock: the image is corrupted or not $2"
+        fi
+        msg "  check the medium (compare the ISO's sha512sum) and write it again"
+        dmesg_tail
+        return 1
+    fi
+    msg "mounted the $1 ${3#$MEDIA/} ($2)"
+}
+
+mount_root() {
+    find_medium || return 1
+    mount_medium || return 1
+    dir=$MEDIA/$LIVE_DIR
+    if ! base=$(image_in "$dir" filesystem); then
+        error "no base image ($LIVE_DIR/filesystem.erofs or $LIVE_DIR/filesystem.squashfs) on the medium $MEDIUM_DEV"
+        if [ -d "$dir" ]; then
+            msg "files in $dir:"
+            detail ls -la "$dir"
+        else
+            msg "no directory $LIVE_DIR on the medium; files in $MEDIA:"
+            detail ls -la "$MEDIA"
+        fi
+        return 1
+    fi
+    mount_image "base image" ${base%% *} "${base#* }" "$BASE_MNT" || return 1
+    lower=$BASE_MNT
+    if live=$(image_in "$dir" live); then
+        mount_image "live layer" ${live%% *} "${live#* }" "$LIVE_MNT" || return 1
+        lower=$LIVE_MNT:$BASE_MNT
+    else
+        msg "WARNING: no live layer ($LIVE_DIR/live.erofs) on the medium: booting the base image alone"
+    fi
+    if ! out=$(mount -t tmpfs -o "mode=0755${OVERLAY_SIZE:+,size=$OVERLAY_SIZE}" levitate-overlay "$OVERLAY_MNT" 2>&1); then
+        error "cannot mount the tmpfs for the overlay's upper layer${OVERLAY_SIZE:+ (rd.live.overlay.size=$OVERLAY_SIZE)}: $out"
+        return 1
+    fi
+    mkdir -p "$OVERLAY_MNT/upper" "$OVERLAY_MNT/work"
+    if ! out=$(mount -t overlay -o "lowerdir=$lower,upperdir=$OVERLAY_MNT/upper,workdir=$OVERLAY_MNT/work" \
+            overlay "$NEWROOT" 2>&1); then
+        error "cannot mount the root overlay at $NEWROOT: $out"
+        grep -qw overlay /proc/filesystems || msg "  the kernel has no overlay support loaded (modprobe overlay failed?)"
+        dmesg_tail
+        return 1
+    fi
+    msg "root overlay mounted at $NEWROOT (lower $lower, upper tmpfs${OVERLAY_SIZE:+ size=$OVERLAY_SIZE})"
+    if ! find_init >/dev/null; then
+        error "no init in the root image (${NEWINIT:+$NEWINIT, }/sbin/init, /usr/lib/systemd/systemd)"
+        detail ls -la "$NEWROOT" "$NEWROOT/sbin/"
+        return 1
+    fi
+}
+
+# --- main ---------------------------------------------------------------------------------------------
+
+setup
+parse_cmdline
+if [ -n "$DEBUG" ]; then
+    dmesg -n 7 2>/dev/null
+    set -x
+else
+    dmesg -n 1 2>/dev/null
+fi
+msg "starting (kernel $(uname -r))"
+load_modules
+if ! mount_root; then
+    emergency
+fi
+
+if [ -n "$BREAK" ]; then
+    msg "rd.break: dropping to a shell"
+    msg "  (the new root is mounted at $NEWROOT; exit the shell to continue booting)"
+    shell
+    msg "rd.break: shell exited, continuing the boot"
+    root_ready || { error "no root mounted at $NEWROOT with an init"; emergency; }
+fi
+
+INIT=$(find_init)
+# /run goes first: it holds the medium and the layers, and systemd keeps a /run that is already a
+# mount point, so the medium stays visible at /run/levitate/media.
+for dir in /run /dev /proc /sys; do
+    mkdir -p "$NEWROOT$dir" 2>/dev/null
+    if ! out=$(mount --move "$dir" "$NEWROOT$dir" 2>&1); then
+        error "cannot move $dir into $NEWROOT: $out"
+        emergency
+    fi
+done
+msg "switch_root"
+exec switch_root "$NEWROOT" "$INIT"
+
+# Not reached unless exec itself failed: never let PID 1 exit.
+error "switch_root to $NEWROOT $INIT failed"
+while :; do
+    msg "emergency shell"
+    shell
+done

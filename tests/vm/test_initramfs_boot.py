@@ -1,0 +1,395 @@
+"""The initramfs for the sample repository's real kernel (Debian 6.1 repacked as RPMs): its size
+and content, compressed modules, and real boots under QEMU (-kernel/-initrd, no firmware) of /init
+against tiny test media: a wrong label, rd.break, a full switch_root, a corrupted base image and a
+medium without images. Each boot takes ~10 s under TCG here.
+
+The kernel tree comes from the session's `sample_build` (one `leviso extract` of the sample
+repository); LEVITATE_TEST_ROOTFS=DIR points at an already extracted tree instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from levitate.leviso.initramfs import InitramfsSpec, build_initramfs, module_name
+from levitate.leviso.profile import InitramfsSettings
+from levitate.rpm.cpio import CpioReader
+from tests.cheat_aware import cheat_aware
+from tests.integration.conftest import sample_build, sample_repo, sample_server  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+QEMU = "qemu-system-x86_64"
+TOOLS = (QEMU, "xorriso", "mkfs.erofs", "depmod", "zstd")
+LABEL = "LEVITATEOS"
+CMDLINE = "console=tty0 console=ttyS0,115200 panic=1"
+PROMPT = r"[#$] "
+
+missing_tools = [t for t in TOOLS if shutil.which(t) is None]
+if missing_tools:
+    pytestmark = [pytest.mark.slow, pytest.mark.skip(reason=f"missing host tools: {', '.join(missing_tools)}")]
+
+
+@dataclass(frozen=True)
+class KernelTree:
+    rootfs: Path
+    kver: str
+
+    @property
+    def moddir(self) -> Path:
+        return self.rootfs / "usr/lib/modules" / self.kver
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.moddir / "vmlinuz"
+
+    @property
+    def busybox(self) -> Path:
+        return self.rootfs / "usr/bin/busybox"
+
+
+@pytest.fixture(scope="module")
+def tree(request) -> KernelTree:
+    override = os.environ.get("LEVITATE_TEST_ROOTFS")
+    rootfs = Path(override) if override else request.getfixturevalue("sample_build").rootfs
+    kernels = sorted(p.parent.name for p in (rootfs / "usr/lib/modules").glob("*/vmlinuz"))
+    assert kernels, f"no kernel in {rootfs}"
+    return KernelTree(rootfs, kernels[-1])
+
+
+def spec_for(tree: KernelTree, **changes) -> InitramfsSpec:
+    settings = InitramfsSettings()            # the profiles' list: CD/disk/NVMe/virtio/USB + fs
+    fields = dict(kernel_version=tree.kver, busybox=tree.busybox, modules=settings.modules,
+                  required_modules=("isofs", "loop", "overlay", "erofs"), label=LABEL)
+    fields.update(changes)
+    return InitramfsSpec(**fields)
+
+
+@dataclass(frozen=True)
+class Built:
+    path: Path
+    info: object
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def initrd(tree, tmp_path_factory) -> Built:
+    out = tmp_path_factory.mktemp("initramfs") / "initramfs.img"
+    started = time.monotonic()
+    info = build_initramfs(tree.rootfs, spec_for(tree), out)
+    return Built(out, info, time.monotonic() - started)
+
+
+def unzstd(data: bytes) -> bytes:
+    return subprocess.run(["zstd", "-d", "-q", "-c"], input=data, capture_output=True, check=True).stdout
+
+
+def members(archive: bytes) -> dict[str, tuple[int, bytes]]:
+    reader = CpioReader(io.BytesIO(archive), what="initramfs")
+    return {e.name: (e.mode, reader.read()) for e in reader}
+
+
+# -- the image ---------------------------------------------------------------------------------------------
+
+@cheat_aware(protects="the initramfs stays tiny: busybox plus the modules needed to reach the medium",
+             cheats=["drop modules to meet the size", "measure the uncompressed size of something else"],
+             consequence="slow boots and a bloated ISO, or a live medium that finds no disk")
+def test_initramfs_for_the_real_kernel(tree, initrd):
+    info = initrd.info
+    print(f"\ninitramfs for {tree.kver}: {info.size / 2**20:.2f} MiB {info.compression}, "
+          f"{len(info.modules)} modules, {info.files} members, built in {initrd.seconds:.1f} s")
+    assert info.compression == "zstd"                       # the Debian kernel has CONFIG_RD_ZSTD=y
+    assert info.size < 3.5 * 2**20, "the issue allows 5 MB at most; this set was ~2 MB"
+    got = members(unzstd(initrd.path.read_bytes()))
+    kdir = f"usr/lib/modules/{tree.kver}"
+    for name in ("erofs", "libcrc32c", "overlay", "isofs", "cdrom", "loop", "squashfs", "sr_mod", "ahci",
+                 "libahci", "libata", "scsi_mod", "sd_mod", "nvme", "nvme_core", "virtio_blk", "virtio_pci",
+                 "virtio_scsi", "xhci_pci", "xhci_hcd", "usbcore", "usb_storage", "uas"):
+        assert name in info.modules, name
+    shipped = {module_name(p) for p in got if p.startswith(kdir) and p.endswith(".ko")}
+    assert shipped == set(info.modules)
+    assert len(shipped) < 60                                 # the closure, not the kernel's 3000+
+    # depmod ran over the initramfs tree: busybox modprobe resolves from this modules.dep
+    dep = dict(line.split(":", 1) for line in got[f"{kdir}/modules.dep"][1].decode().splitlines())
+    assert dep["kernel/fs/erofs/erofs.ko"].split() == ["kernel/lib/libcrc32c.ko"]
+    assert "kernel/drivers/scsi/scsi_mod.ko" in dep["kernel/drivers/ata/ahci.ko"].split()
+    for rel in ("kernel/fs/erofs/erofs.ko", "kernel/drivers/ata/ahci.ko"):
+        assert got[f"{kdir}/{rel}"][1] == (tree.moddir / rel).read_bytes()
+    loads = got["etc/levitate/modules"][1].decode().split("\n")
+    assert loads.index("crc32c_generic optional") < loads.index("erofs")   # libcrc32c needs a crc32c
+
+
+def test_busybox_cpio_reads_the_archive(tree, initrd, tmp_path):
+    """The archive through a second, independent cpio implementation (busybox's, like the kernel's minimal one)."""
+    archive = unzstd(initrd.path.read_bytes())
+    listing = subprocess.run([tree.busybox, "cpio", "-t"], input=archive, capture_output=True, check=True)
+    assert sorted(listing.stdout.decode().split()) == sorted(members(archive))
+    subprocess.run([tree.busybox, "cpio", "-i", "-d", "init", "usr/bin/busybox"], input=archive, cwd=tmp_path,
+                   check=True, capture_output=True)
+    assert (tmp_path / "usr/bin/busybox").read_bytes() == tree.busybox.read_bytes()
+    subprocess.run([tree.busybox, "sh", "-n", tmp_path / "init"], check=True)   # /init parses in busybox sh
+
+
+@cheat_aware(protects="RHEL-style compressed modules (.ko.xz, .ko.zst) are decompressed into the initramfs",
+             cheats=["test with plain .ko only", "copy the compressed files under a .ko name"],
+             consequence="busybox modprobe cannot load a single Rocky module: no CD, no disk, no boot")
+def test_compressed_modules_of_a_real_kernel(tree, initrd, tmp_path):
+    """A copy of the closure with every other module .ko.xz or .ko.zst, as Rocky ships them."""
+    copy = tmp_path / "root" / "usr/lib/modules" / tree.kver
+    copy.mkdir(parents=True)
+    plain = members(unzstd(initrd.path.read_bytes()))
+    dep_text = (tree.moddir / "modules.dep").read_text()
+    renames = {}
+    for i, name in enumerate(sorted(initrd.info.modules)):
+        rel = next(line.split(":")[0] for line in dep_text.splitlines()
+                   if module_name(line.split(":")[0]) == name)
+        suffix, tool = ((".xz", ["xz", "--check=crc32", "-c"]) if i % 2 else (".zst", ["zstd", "-q", "-c"]))
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / (rel + suffix)).write_bytes(subprocess.run(
+            [*tool, tree.moddir / rel], capture_output=True, check=True).stdout)
+        renames[rel] = rel + suffix
+    lines = []
+    for line in dep_text.splitlines():
+        target, _, deps = line.partition(":")
+        if target in renames:
+            lines.append(f"{renames[target]}: " + " ".join(renames.get(d, d) for d in deps.split()))
+    (copy / "modules.dep").write_text("\n".join(lines) + "\n")
+    for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo", "modules.softdep",
+                 "modules.alias", "config"):
+        shutil.copyfile(tree.moddir / name, copy / name)
+
+    info = build_initramfs(tmp_path / "root", spec_for(tree), tmp_path / "initramfs.img")
+    assert sorted(info.modules) == sorted(initrd.info.modules)
+    got = members(unzstd((tmp_path / "initramfs.img").read_bytes()))
+    kdir = f"usr/lib/modules/{tree.kver}"
+    for rel in renames:
+        assert got[f"{kdir}/{rel}"][1] == (tree.moddir / rel).read_bytes(), rel
+        assert f"{kdir}/{renames[rel]}" not in got
+    assert got[f"{kdir}/modules.dep"] == plain[f"{kdir}/modules.dep"]
+
+
+# -- test media ----------------------------------------------------------------------------------------------
+
+TINY_INIT = """#!/bin/sh
+export PATH=/bin
+echo "TINY-INIT: pid $$"
+echo "TINY-LAYER: $(cat /etc/layer)"
+echo "TINY-ROOT: $(grep ' / ' /proc/mounts | cut -d' ' -f3)"
+grep ' /run/levitate/media ' /proc/mounts | sed 's/^/TINY-MEDIA: /'
+ls /run/levitate/media/live | sed 's/^/TINY-MEDIA-FILE: /'
+echo "TINY-INIT: done"
+poweroff -f
+"""
+
+
+@dataclass(frozen=True)
+class Media:
+    good: Path           # base + live layer
+    corrupt: Path        # the base image's superblock overwritten
+    empty: Path          # the label, but no images
+
+
+def _erofs(tree: Path, out: Path) -> Path:
+    subprocess.run(["mkfs.erofs", "--quiet", "-zlz4hc", out, tree], check=True, capture_output=True)
+    return out
+
+
+def _iso(content: Path, out: Path) -> Path:
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-V", LABEL, "-R", "-o", out, content],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def media(tree, tmp_path_factory) -> Media:
+    """A base tree whose /sbin/init prints markers and powers off, a live layer above it."""
+    tmp = tmp_path_factory.mktemp("media")
+    base = tmp / "base"
+    for d in ("bin", "sbin", "etc", "dev", "proc", "sys", "run", "tmp"):
+        (base / d).mkdir(parents=True)
+    shutil.copyfile(tree.busybox, base / "bin/busybox")
+    (base / "bin/busybox").chmod(0o755)
+    for applet in ("sh", "cat", "grep", "cut", "sed", "ls", "poweroff"):
+        (base / "bin" / applet).symlink_to("busybox")
+    (base / "sbin/init").write_text(TINY_INIT)
+    (base / "sbin/init").chmod(0o755)
+    (base / "etc/layer").write_text("base\n")
+    live = tmp / "live"
+    (live / "etc").mkdir(parents=True)
+    (live / "etc/layer").write_text("live\n")
+
+    good = tmp / "good/live"
+    good.mkdir(parents=True)
+    _erofs(base, good / "filesystem.erofs")
+    _erofs(live, good / "live.erofs")
+    corrupt = tmp / "corrupt/live"
+    shutil.copytree(good, corrupt)
+    with open(corrupt / "filesystem.erofs", "r+b") as f:      # the superblock lives at 1024
+        f.seek(1024)
+        f.write(b"\0" * 1024)
+    empty = tmp / "empty/live"
+    empty.mkdir(parents=True)
+    (empty / "README").write_text("no images here\n")
+    return Media(_iso(good.parent, tmp / "good.iso"), _iso(corrupt.parent, tmp / "corrupt.iso"),
+                 _iso(empty.parent, tmp / "empty.iso"))
+
+
+# -- booting ---------------------------------------------------------------------------------------------------
+
+def sata_cd(iso: Path) -> list[str]:
+    return ["-drive", f"file={iso},media=cdrom,readonly=on,if=none,id=cd0", "-device", "ide-cd,drive=cd0,bus=ide.0"]
+
+
+def virtio_disk(iso: Path) -> list[str]:
+    return ["-drive", f"file={iso},format=raw,readonly=on,if=virtio"]
+
+
+class Boot:
+    """A QEMU VM (TCG, q35) on -kernel/-initrd with its serial console under pexpect."""
+
+    def __init__(self, tree: KernelTree, initrd: Path, append: str, drives: list[str], log: Path):
+        self.cmd = [QEMU, "-machine", "q35", "-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot",
+                    "-kernel", str(tree.vmlinuz), "-initrd", str(initrd), "-append", f"{CMDLINE} {append}",
+                    *drives]
+        self.log = log
+        self.marks: dict[str, float] = {}
+
+    def __enter__(self) -> "Boot":
+        import pexpect
+        self.started = time.monotonic()
+        self.child = pexpect.spawn(self.cmd[0], self.cmd[1:], encoding="utf-8", codec_errors="replace",
+                                   timeout=60, dimensions=(50, 200))
+        self._logfile = open(self.log, "w")
+        self.child.logfile_read = self._logfile
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.child.terminate(force=True)
+        self.child.close(force=True)
+        self._logfile.close()
+        print(f"  boot {self.log.name}: {time.monotonic() - self.started:.1f} s (marks {self.marks})")
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def expect(self, pattern: str, timeout: float = 60) -> re.Match:
+        """Wait for a regex; fail at once on a kernel panic, QEMU exiting, or the timeout."""
+        import pexpect
+        patterns = [pattern, r"Kernel panic", pexpect.EOF, pexpect.TIMEOUT]
+        index = self.child.expect(patterns, timeout=timeout)
+        if index:
+            self._logfile.flush()
+            tail = self.log.read_text(errors="replace")[-3000:]
+            reason = ["", "kernel panic", "QEMU exited", f"timeout after {timeout} s"][index]
+            raise AssertionError(f"waiting for {pattern!r}: {reason} (log {self.log}):\n{tail}")
+        self.marks[pattern[:30]] = round(self.elapsed(), 1)
+        return self.child.match
+
+    def command(self, line: str) -> None:
+        """Type a command into the shell once its prompt is there."""
+        self.expect(PROMPT)
+        self.child.sendline(line)
+
+    def expect_eof(self, timeout: float = 60) -> None:
+        import pexpect
+        self.child.expect(pexpect.EOF, timeout=timeout)
+
+    def output(self) -> str:
+        self._logfile.flush()
+        return self.log.read_text(errors="replace")
+
+
+def prove_interactive_shell(vm: Boot) -> None:
+    """The shell answers a typed command (the marker is computed, so an echo of the input does not count)."""
+    vm.command("echo SHELL-$((6*7)); tty")
+    vm.expect(r"SHELL-42")
+    vm.expect(r"/dev/ttyS0")                 # the serial console is the shell's terminal
+
+
+@cheat_aware(protects="a missing medium gives an error listing the devices found, then a usable shell",
+             cheats=["print the ERROR line without waiting for the medium", "start a shell nobody can type into"],
+             consequence="a user with a wrong USB stick stares at a hung screen with no clue")
+def test_wrong_label_lists_devices_and_opens_an_interactive_shell(tree, initrd, media, tmp_path):
+    with Boot(tree, initrd.path, "root=live:LABEL=NOSUCHMEDIUM rd.timeout=3", sata_cd(media.good),
+              tmp_path / "wrong-label.log") as vm:
+        vm.expect(r"LEVITATE-INIT: waiting up to 3 s for the medium LABEL=NOSUCHMEDIUM")
+        waiting = vm.elapsed()
+        vm.expect(r"LEVITATE-INIT: ERROR: no medium with LABEL=NOSUCHMEDIUM found within 3 s")
+        waited = vm.elapsed() - waiting
+        vm.expect(r"LEVITATE-INIT: block devices found:")
+        vm.expect(r'LEVITATE-INIT:   sr0: iso9660 LABEL="LEVITATEOS"')      # what is there instead
+        vm.expect(r"LEVITATE-INIT: emergency shell")
+        prove_interactive_shell(vm)
+    assert 2.5 <= waited < 12, f"waited {waited:.1f} s for a 3 s rd.timeout"
+
+
+@cheat_aware(protects="rd.break stops before switch_root with the overlay root mounted, then boots on",
+             cheats=["drop to a shell before anything is mounted", "ignore the shell's exit"],
+             consequence="the emergency boot entry is useless for inspecting or repairing the live root")
+def test_rd_break_shows_the_overlay_then_continues(tree, initrd, media, tmp_path):
+    with Boot(tree, initrd.path, f"root=live:LABEL={LABEL} rd.break rd.live.overlay.size=64m", sata_cd(media.good),
+              tmp_path / "rd-break.log") as vm:
+        vm.expect(r"LEVITATE-INIT: found the medium LABEL=LEVITATEOS on /dev/sr0")
+        vm.expect(r"LEVITATE-INIT: rd.break: dropping to a shell")
+        prove_interactive_shell(vm)
+        vm.command("cat /proc/mounts")
+        vm.expect(r"levitate-overlay /run/levitate/overlay tmpfs \S*size=65536k")     # rd.live.overlay.size
+        vm.expect(r"overlay /sysroot overlay \S*lowerdir=/run/levitate/live:/run/levitate/base,"
+                  r"upperdir=/run/levitate/overlay/upper")
+        vm.command("exit")
+        vm.expect(r"LEVITATE-INIT: rd.break: shell exited, continuing the boot")
+        vm.expect(r"LEVITATE-INIT: switch_root")
+        vm.expect(r"TINY-INIT: done")
+
+
+@cheat_aware(protects="the live root is an overlay of live layer over base, with the medium kept at /run/levitate/media",
+             cheats=["boot the base image alone", "unmount the medium before switch_root"],
+             consequence="no autologin on the live system, and the installer cannot find the base image")
+def test_switch_root_into_the_overlay_from_a_virtio_disk(tree, initrd, media, tmp_path):
+    with Boot(tree, initrd.path, f"root=live:LABEL={LABEL}", virtio_disk(media.good),
+              tmp_path / "switch-root.log") as vm:
+        vm.expect(r"LEVITATE-INIT: found the medium LABEL=LEVITATEOS on /dev/vda")
+        vm.expect(r"LEVITATE-INIT: mounted the base image live/filesystem.erofs \(erofs\)")
+        vm.expect(r"LEVITATE-INIT: mounted the live layer live/live.erofs \(erofs\)")
+        vm.expect(r"LEVITATE-INIT: switch_root")
+        vm.expect(r"TINY-INIT: pid 1\b")
+        vm.expect(r"TINY-LAYER: live")                 # the live layer lies above the base
+        vm.expect(r"TINY-ROOT: overlay")
+        vm.expect(r"TINY-MEDIA: /dev/vda /run/levitate/media iso9660 ro")
+        vm.expect(r"TINY-MEDIA-FILE: filesystem.erofs")
+        vm.expect(r"TINY-INIT: done")
+        vm.expect_eof()
+        out = vm.output()
+    assert "ERROR" not in out and "emergency shell" not in out and "rd.break" not in out
+    assert "LEVITATE-INIT: WARNING" not in out, "modprobe or layer warnings on a clean boot"
+
+
+@cheat_aware(protects="a corrupted base image is reported as such, with the kernel's words, and a shell",
+             cheats=["match any ERROR line", "panic and call it a failure report"],
+             consequence="a bad download or a dying USB stick looks like a hang; nobody knows to re-write it")
+def test_corrupted_base_image_is_reported(tree, initrd, media, tmp_path):
+    with Boot(tree, initrd.path, f"root=live:LABEL={LABEL}", sata_cd(media.corrupt),
+              tmp_path / "corrupt.log") as vm:
+        vm.expect(r"LEVITATE-INIT: ERROR: cannot mount the base image live/filesystem.erofs \(erofs\)")
+        vm.expect(r"LEVITATE-INIT:   live/filesystem.erofs has no erofs superblock")
+        vm.expect(r"LEVITATE-INIT:   \[ *[0-9.]+\] erofs: .*cannot find valid erofs superblock")
+        vm.expect(r"LEVITATE-INIT: emergency shell")
+        prove_interactive_shell(vm)
+
+
+def test_medium_without_images_lists_its_files(tree, initrd, media, tmp_path):
+    with Boot(tree, initrd.path, f"root=live:LABEL={LABEL}", sata_cd(media.empty), tmp_path / "empty.log") as vm:
+        vm.expect(r"LEVITATE-INIT: ERROR: no base image \(live/filesystem.erofs or live/filesystem.squashfs\)")
+        vm.expect(r"LEVITATE-INIT: files in /run/levitate/media/live:")
+        vm.expect(r"LEVITATE-INIT:   .*README")
+        vm.expect(r"LEVITATE-INIT: emergency shell")
