@@ -8,7 +8,6 @@ redoes only what depends on it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,16 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..rpm.vercmp import rpmvercmp
+from ..util.download import file_digest
 from ..util.errors import LevitateError
+from ..util.files import write_atomic
 from ..util.log import stage
 from .busybox import acquire_busybox
 from .configure import kernels
 from .context import BuildContext
 from .image import build_image, choose_format, kernel_config, tree_size
 from .live import build_live_tree
-from .rootfs import remove_tree, rootfs_is_current
-from .stamp import Inputs, Stamp, file_digest
-from .staging import apply_base_settings, apply_overlay, copy_tree, os_release_text, write
+from .rootfs import remove_tree, rootfs_inputs, rootfs_is_current
+from .stamp import Inputs, Stamp
+from .staging import apply_base_settings, apply_overlay, copy_tree, os_release_text
 
 log = logging.getLogger("levitate")
 
@@ -72,7 +73,7 @@ def efi_binaries(ctx: BuildContext) -> EfiBinaries:
 def _rootfs_key(ctx: BuildContext) -> str:
     if not rootfs_is_current(ctx):
         raise LevitateError(f"{ctx.rootfs} is missing or out of date", "run `leviso extract` (or `leviso build`)")
-    return json.loads((ctx.workdir / "rootfs.stamp").read_text())["inputs"]
+    return rootfs_inputs(ctx).hexdigest()
 
 
 def _image_path(ctx: BuildContext, fmt: str) -> Path:
@@ -263,9 +264,9 @@ def iso_stage(ctx: BuildContext, base: Path, live: Path, initramfs: Path, ukis: 
             build_iso(tree, esp, iso, volume_label=label)
         finally:
             remove_tree(tree)
-    checksum = _sha512(iso)
-    _write_atomic(ctx.output / "levitateos.iso.sha512", f"{checksum}  {iso.name}\n")
-    _write_atomic(ctx.output / "manifest.json", json.dumps(manifest(ctx, iso, checksum, base, live, initramfs,
+    checksum = file_digest(iso, "sha512")
+    write_atomic(ctx.output / "levitateos.iso.sha512", f"{checksum}  {iso.name}\n")
+    write_atomic(ctx.output / "manifest.json", json.dumps(manifest(ctx, iso, checksum, base, live, initramfs,
                                                                     ukis, efi), indent=2) + "\n")
     stamp.write(inputs)
     return iso
@@ -273,20 +274,6 @@ def iso_stage(ctx: BuildContext, base: Path, live: Path, initramfs: Path, ukis: 
 
 def _same_fs(source: Path, tree: Path) -> bool:
     return source.stat().st_dev == tree.stat().st_dev
-
-
-def _sha512(path: Path) -> str:
-    digest = hashlib.sha512()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def manifest(ctx, iso, checksum, base, live, initramfs, ukis, efi) -> dict:
@@ -303,8 +290,8 @@ def manifest(ctx, iso, checksum, base, live, initramfs, ukis, efi) -> dict:
                    "live": {"file": "live/live.erofs", "size": live.stat().st_size},
                    "initramfs": {"size": initramfs.stat().st_size},
                    "ukis": {name: p.stat().st_size for name, p in ukis.items()}},
-        "boot": {"stub": {"origin": efi.origin, "sha256": file_digest(efi.stub)},
-                 "systemd_boot": {"origin": efi.origin, "sha256": file_digest(efi.sdboot)},
+        "boot": {"stub": {"origin": efi.origin, "sha256": file_digest(efi.stub, "sha256")},
+                 "systemd_boot": {"origin": efi.origin, "sha256": file_digest(efi.sdboot, "sha256")},
                  "busybox": base_facts.get("busybox"),
                  "cmdlines": {entry: cmdline(ctx, entry) for entry in ENTRIES}},
         "packages": packages,

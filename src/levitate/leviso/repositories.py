@@ -7,23 +7,16 @@ each package's checksum: verifying repomd.xml.asc first makes everything after i
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from ..repo.repodata import Repository, parse_repomd, read_primary
 from ..util.errors import LevitateError
+from ..util.files import write_atomic
 from .context import BuildContext
 from .sources import Source
 from .trust import Trust
 
 log = logging.getLogger("levitate")
-
-
-def _save(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class RepoSet:
@@ -44,7 +37,7 @@ class RepoSet:
                                 f"check the source location and the repository name {name} in profile.toml")
         signature = self.source.read_small(f"{prefix}/repodata/repomd.xml.asc")
         self.trust.check_detached(f"{name} repomd.xml", repomd_bytes, signature)
-        _save(self.ctx.cache / "repodata" / name / "repomd.xml", repomd_bytes)
+        write_atomic(self.ctx.cache / "repodata" / name / "repomd.xml", repomd_bytes)
         repomd = parse_repomd(repomd_bytes, repo=name)
         self.repomds[name] = repomd
         packages = read_primary(self._fetch_record(name, "primary"), repo=name)

@@ -9,8 +9,6 @@ and a rerun with unchanged inputs does nothing.
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -27,6 +25,7 @@ from ..util.run import run
 from . import preflight
 from .configure import ConfigureInput, check_cpu_level, configure
 from .context import BuildContext
+from .stamp import Inputs, Stamp
 
 log = logging.getLogger("levitate")
 
@@ -34,26 +33,20 @@ STAMP_VERSION = "1"         # bump when extraction or configuration changes what
 FIRST = ("filesystem", "setup")   # lay down the top-level layout (merged-/usr links) before the rest
 
 
-def _inputs_key(ctx: BuildContext) -> str:
-    digest = hashlib.sha256(f"{STAMP_VERSION}\n{ctx.source}\n{ctx.verify_signatures}\n".encode())
+def rootfs_inputs(ctx: BuildContext) -> Inputs:
+    """What the tree depends on: the source, the signature policy, the profile and its lock."""
+    inputs = Inputs("rootfs", STAMP_VERSION).add("source", str(ctx.source)).add("verify", ctx.verify_signatures)
     for name in ("profile.toml", "packages.txt", "leviso.lock"):
-        path = ctx.profile.path / name
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"-") + b"\0")
-    return digest.hexdigest()
+        inputs.add_file(name, ctx.profile.path / name)
+    return inputs
 
 
-def _stamp_path(ctx: BuildContext) -> Path:
-    return ctx.workdir / "rootfs.stamp"
+def _stamp(ctx: BuildContext) -> Stamp:
+    return Stamp(ctx.workdir / "rootfs.stamp", [ctx.rootfs])
 
 
 def rootfs_is_current(ctx: BuildContext) -> bool:
-    stamp = _stamp_path(ctx)
-    if not (stamp.is_file() and ctx.rootfs.is_dir()):
-        return False
-    try:
-        return json.loads(stamp.read_text()).get("inputs") == _inputs_key(ctx)
-    except (ValueError, OSError):
-        return False
+    return _stamp(ctx).current(rootfs_inputs(ctx))
 
 
 def unmount_below(path: Path) -> None:
@@ -140,7 +133,7 @@ def build_rootfs(ctx: BuildContext, downloaded) -> Path:
     check_cpu_level(ctx.profile.rootfs.cpu_level)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     partial = ctx.workdir / "rootfs.partial"
-    _stamp_path(ctx).unlink(missing_ok=True)
+    _stamp(ctx).invalidate()
     if os.path.lexists(partial):
         log.info("removing the half-built tree of an interrupted run")
         remove_tree(partial)
@@ -171,8 +164,5 @@ def build_rootfs(ctx: BuildContext, downloaded) -> Path:
     if os.path.lexists(ctx.rootfs):
         remove_tree(ctx.rootfs)
     os.rename(partial, ctx.rootfs)
-    stamp = _stamp_path(ctx)
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"inputs": _inputs_key(ctx), "packages": len(downloaded.paths)}))
-    os.replace(tmp, stamp)
+    _stamp(ctx).write(rootfs_inputs(ctx), packages=len(downloaded.paths))
     return ctx.rootfs

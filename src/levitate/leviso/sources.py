@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..util import download as dl
 from ..util.errors import DownloadError, LevitateError, VerificationError
+from ..util.files import write_atomic
 from .checksum import newest_matching, parse_checksum
 from ..repo.repodata import verify_file
 from .context import BuildContext
@@ -202,11 +203,8 @@ class IsoSource(Source):
         if known.get(key):
             return
         verify_file(path, *expected)
-        memo.parent.mkdir(parents=True, exist_ok=True)
         known[key] = True
-        tmp = memo.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, memo)
+        write_atomic(memo, json.dumps(known))
 
     # -- Source ----------------------------------------------------------------------------------
     def repo_prefix(self, repo: str) -> str:

@@ -9,6 +9,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..util.download import file_digest
+from ..util.files import write_atomic
+
 
 class Inputs:
     """Accumulates what a stage's result depends on."""
@@ -22,7 +25,7 @@ class Inputs:
 
     def add_file(self, label: str, path: Path | None) -> "Inputs":
         if path is not None and path.is_file():
-            self._digest.update(f"{label}\0".encode() + file_digest(path).encode())
+            self._digest.update(f"{label}\0".encode() + file_digest(path, "sha256").encode())
         else:
             self.add(label, None)
         return self
@@ -32,14 +35,6 @@ class Inputs:
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def tree_digest(root: Path) -> str:
@@ -57,7 +52,7 @@ def tree_digest(root: Path) -> str:
             if path.is_symlink():
                 digest.update(os.readlink(path).encode())
             elif path.is_file():
-                digest.update(file_digest(path).encode())
+                digest.update(file_digest(path, "sha256").encode())
     return digest.hexdigest()
 
 
@@ -80,10 +75,7 @@ class Stamp:
         self.path.unlink(missing_ok=True)
 
     def write(self, inputs: Inputs, **facts) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"inputs": inputs.hexdigest(), **facts}, indent=1))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps({"inputs": inputs.hexdigest(), **facts}, indent=1))
 
     def facts(self) -> dict:
         return json.loads(self.path.read_text()) if self.path.is_file() else {}

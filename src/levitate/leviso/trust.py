@@ -8,13 +8,12 @@ when its fingerprint equals the pin in the profile.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..rpm import openpgp
 from ..util import download as dl
 from ..util.errors import LevitateError, VerificationError
+from ..util.files import write_atomic
 from .context import BuildContext
 from .sources import Source
 
@@ -87,10 +86,7 @@ def load_trust(ctx: BuildContext, source: Source) -> Trust:
             rejected.append(f"{where} has fingerprint {found}")
             continue
         if where != str(cached):
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_name(cached.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, cached)
+            write_atomic(cached, data)
         log.info("trusted key %s (%s)", _fingerprint_pretty(pin), where)
         return Trust(tuple(keys), pin)
     detail = "; ".join(rejected) if rejected else f"{settings.file} was not found at {source.description}"

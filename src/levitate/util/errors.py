@@ -41,6 +41,3 @@ class MissingToolError(LevitateError):
 
     exit_code = 5
 
-
-def die(message: str, hint: str | None = None) -> "NoReturn":  # noqa: F821
-    raise LevitateError(message, hint)
