@@ -262,7 +262,11 @@ def _describe(unpacked: list[Unpacked], synthetic: Path) -> tuple[list[RpmPackag
     shells_d = [f for t in trees.values() for f in (t / "usr/share/debianutils/shells.d").glob("*")]
     shells = login_shells(trees["debianutils"] / "usr/share/debianutils/shells"
                           if "debianutils" in trees else None, shells_d)
-    setup, notes = make_setup(synthetic, shipped, masters / "passwd.master", masters / "group.master", shells)
+    pam_profiles = sorted((f for t in trees.values() for f in (t / "usr/share/pam-configs").glob("*")),
+                          key=lambda f: f.name)
+    setup, notes = make_setup(synthetic, shipped, masters / "passwd.master", masters / "group.master", shells,
+                              [f.read_text() for f in pam_profiles],
+                              trees["base-files"] / "usr/share/base-files" if "base-files" in trees else None)
     filesystem, more = make_filesystem(synthetic, shipped)
     for note in notes + more:
         log.info("sample-repo: %s", note)

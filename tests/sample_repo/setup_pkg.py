@@ -124,8 +124,52 @@ def login_shells(shells_file: Path | None, shells_d: list[Path]) -> str:
     return "# /etc/shells: valid login shells\n" + "".join(s + "\n" for s in shells)
 
 
+# base-files.postinst copies these from /usr/share/base-files (install_from_default).
+BASE_FILES_DEFAULTS = (("profile", "/etc/profile"), ("motd", "/etc/motd"),
+                       ("dot.profile", "/root/.profile"), ("dot.bashrc", "/root/.bashrc"))
+
+PAM_STACKS = ("auth", "account", "password", "session", "session-noninteractive")
+
+
+def _pam_profile(text: str) -> dict[str, list[str]]:
+    """A /usr/share/pam-configs file: field -> lines (continuation lines start with whitespace)."""
+    fields: dict[str, list[str]] = {}
+    key = None
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and key:
+            fields[key].append(line.strip())
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            fields[key] = [value.strip()] if value.strip() else []
+    return fields
+
+
+def pam_common_files(profiles: list[str]) -> dict[str, str]:
+    """/etc/pam.d/common-*: what libpam-runtime's postinst (`pam-auth-update --package`) writes for
+    the profiles whose Default is yes, highest priority first. A primary module's `success=end`
+    jumps over the remaining primaries and pam_deny to pam_permit, as pam-auth-update does."""
+    enabled = [f for f in map(_pam_profile, profiles) if f.get("default") == ["yes"]]
+    enabled.sort(key=lambda f: -int((f.get("priority") or ["0"])[0]))
+    files = {}
+    for stack in PAM_STACKS:
+        field = "session" if stack == "session-noninteractive" else stack
+        primary, additional = [], []
+        for prof in enabled:
+            kind = (prof.get(f"{field}-type") or [""])[0].lower()
+            lines = prof.get(f"{field}-initial" if kind == "primary" and not primary else field, [])
+            (primary if kind == "primary" else additional).extend(lines)
+        body = [line.replace("success=end", f"success={len(primary) - i}") for i, line in enumerate(primary)]
+        if not body:
+            body = ["[default=1]\tpam_permit.so"]
+        body += ["requisite\tpam_deny.so", "required\tpam_permit.so"] + additional
+        files[f"/etc/pam.d/common-{stack}"] = "".join(f"{stack.split('-')[0]}\t{line}\n" for line in body)
+    return files
+
+
 def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_master: Path,
-               shells: str) -> tuple[RpmPackage, list[str]]:
+               shells: str, pam_profiles: list[str] = (), base_files: Path | None = None
+               ) -> tuple[RpmPackage, list[str]]:
     """The `setup` package and the log lines saying what it left out and why."""
     notes = []
     tree = _Tree(work / "setup")
@@ -138,7 +182,11 @@ def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_mas
         "/etc/shells": shells,
         "/etc/hosts": "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n",
         "/etc/fstab": "# /etc/fstab: static file system information.\n",
+        **pam_common_files(list(pam_profiles)),
     }
+    if base_files is not None:
+        extra |= {dest: (base_files / name).read_text() for name, dest in BASE_FILES_DEFAULTS
+                  if (base_files / name).is_file()}
     for path, text in extra.items():
         if shipped.ships(path):
             notes.append(f"setup: {path} is shipped by a Debian package, not adding it")
@@ -156,7 +204,8 @@ def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_mas
         name="setup", evr=RpmEVR(None, "10.0", "1"), arch="noarch",
         summary="Accounts, login shells and alternatives links Debian creates in maintainer scripts",
         description=("The files Debian's maintainer scripts create (base-passwd, passwd's "
-                     "shadowconfig, debianutils' add-shell, update-alternatives), shipped "
+                     "shadowconfig, debianutils' add-shell, update-alternatives, pam-auth-update, "
+                     "base-files' /etc/profile and root's dot files), shipped "
                      "as plain files the way Rocky Linux ships them in its setup package.\n"
                      "Built for LevitateOS tests only."),
         tree=tree.root, entries=tree.entries, config=config, license="Public Domain",

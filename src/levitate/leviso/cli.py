@@ -55,6 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("iso", parents=[common], help="build OUTPUT/levitateos.iso from WORKDIR/rootfs "
                    "(stages already up to date are skipped)")
     sub.add_parser("build", parents=[common], help="run every stage: download, extract, images, ISO")
+    p = sub.add_parser("test", parents=[common], help="boot the ISO headless in QEMU and check the live system")
+    p.add_argument("iso", nargs="?", help="the ISO (default: OUTPUT/levitateos.iso)")
+    p.add_argument("--as-disk", action="store_true", help="attach the ISO as a disk, as a USB stick would be")
+    p.add_argument("--bus", default="virtio", choices=["virtio", "sata", "nvme", "usb", "scsi"],
+                   help="bus of the disk with --as-disk (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the live shell (default: %(default)s)")
+    p.add_argument("--memory", type=int, default=2048, help="MiB of guest memory (default: %(default)s)")
+    p.add_argument("--log", help="serial console log (default: OUTPUT/test-console.log)")
+    p.add_argument("--json", help="also write the report (checks, boot time, systemd-analyze, memory) here")
+    p = sub.add_parser("run", parents=[common], help="boot the ISO in an interactive VM")
+    p.add_argument("iso", nargs="?", help="the ISO (default: OUTPUT/levitateos.iso)")
+    p.add_argument("--disk", metavar="SIZE", help="attach OUTPUT/disk.qcow2, created with SIZE (e.g. 20G) if new")
+    p.add_argument("--disk-image", metavar="PATH", help="attach this disk image (created with --disk SIZE if new)")
+    p.add_argument("--boot-disk", action="store_true", help="boot the disk instead of the ISO")
+    p.add_argument("--no-iso", action="store_true", help="attach no ISO (boot the installed disk only)")
+    p.add_argument("--serial", action="store_true", help="the serial console in this terminal, even with a display")
+    p.add_argument("--memory", type=int, default=4096, help="MiB of guest memory (default: %(default)s)")
+    p.add_argument("--log", help="also log the serial console to this file")
     p = sub.add_parser("show", parents=[common], help="print information about the build")
     p.add_argument("what", choices=["packages"])
     p.add_argument("--why", action="store_true", help="say why each package is in the set")
@@ -140,6 +158,31 @@ def cmd_iso(args) -> int:
     return 0
 
 
+def _iso_argument(args) -> Path:
+    return Path(args.iso) if args.iso else Path(args.output) / "levitateos.iso"
+
+
+def cmd_test(args) -> int:
+    from .vmtest import run_live_test
+    iso = _iso_argument(args)
+    log_path = Path(args.log) if args.log else iso.resolve().parent / "test-console.log"
+    report = run_live_test(iso, log_path=log_path, timeout=args.timeout, as_disk=args.as_disk,
+                           disk_bus=args.bus, memory=args.memory)
+    if args.json:
+        Path(args.json).write_text(report.to_json() + "\n")
+    return 0 if report.passed else 1
+
+
+def cmd_run(args) -> int:
+    from .vmtest import run_interactive
+    iso = None if args.no_iso else _iso_argument(args)
+    disk = Path(args.disk_image) if args.disk_image else None
+    if disk is None and args.disk and iso is None:
+        disk = Path(args.output) / "disk.qcow2"
+    return run_interactive(iso, disk=disk, disk_size=args.disk, serial=args.serial, memory=args.memory,
+                           boot_from_disk=args.boot_disk, log_path=Path(args.log) if args.log else None)
+
+
 def cmd_show(args) -> int:
     from .stages import show_packages
     print(show_packages(make_context(args), why=args.why))
@@ -148,7 +191,7 @@ def cmd_show(args) -> int:
 
 COMMANDS = {"preflight": cmd_preflight, "clean": cmd_clean, "download": cmd_download,
             "extract": cmd_extract, "build": cmd_build, "show": cmd_show, "image": cmd_image,
-            "initramfs": cmd_initramfs, "iso": cmd_iso}
+            "initramfs": cmd_initramfs, "iso": cmd_iso, "test": cmd_test, "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,7 +72,8 @@ def extract_stage(ctx: BuildContext) -> Path:
     """WORKDIR/rootfs: the packages extracted and configured by their own tools."""
     from .rootfs import build_rootfs, rootfs_is_current
     if rootfs_is_current(ctx):
-        log.info("rootfs is up to date (%s)", ctx.rootfs)
+        log.info("rootfs is up to date with %s (%s); `leviso download` picks up repository updates",
+                 ctx.profile.lock_path.name, ctx.rootfs)
         return ctx.rootfs
     downloaded = download_stage(ctx)
     return build_rootfs(ctx, downloaded)
