@@ -18,7 +18,7 @@ from tests.cheat_aware import cheat_aware
 from tests.httpserver import closed_port_url, serve
 
 from . import minirepo
-from .conftest import copy_profile, run_leviso
+from tests.support import copy_profile, run_leviso
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.cheat_aware import cheat_aware
 
-from .conftest import run_leviso
+from tests.support import run_leviso
 
 pytestmark = pytest.mark.slow
 
@@ -89,15 +89,28 @@ def test_rpm_database_lists_every_package(sample_build):
 
 
 def test_second_extract_redoes_nothing(sample_build):
+    """The tree depends on the lock (every package by digest), not on where packages came from:
+    a second run, even naming a source that does not exist, reads nothing and touches nothing."""
     stamp = sample_build.workdir / "rootfs.stamp"
     before = (stamp.stat().st_mtime_ns, sample_build.rootfs.stat().st_ino)
-    proc = run_leviso("extract", *sample_build.args("--source", "dir:/nonexistent-proves-no-source-is-read"))
-    # The source is part of the inputs: a different one must rebuild (and here fail clearly) ...
-    assert proc.returncode != 0 and "nonexistent" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    # ... the same one must not touch anything.
     source = [a for a in sample_build.proc.args if str(a).startswith("mirror:")][0]
-    proc = run_leviso("extract", *sample_build.args("--source", source))
-    assert proc.returncode == 0, proc.stderr
-    assert "up to date" in proc.stderr
-    assert (stamp.stat().st_mtime_ns, sample_build.rootfs.stat().st_ino) == before
+    for source in (source, "dir:/nonexistent-proves-no-source-is-read"):
+        proc = run_leviso("extract", *sample_build.args("--source", source))
+        assert proc.returncode == 0, proc.stderr
+        assert "up to date" in proc.stderr
+        assert (stamp.stat().st_mtime_ns, sample_build.rootfs.stat().st_ino) == before
+
+
+def test_changed_lock_redoes_the_tree(sample_build, tmp_path):
+    """A lock that names other packages (`leviso download` after a repository update) is new input."""
+    lock = sample_build.profile / "leviso.lock"
+    original = lock.read_bytes()
+    try:
+        lock.write_bytes(original + b"\n# changed\n")
+        proc = run_leviso("extract", *sample_build.args("--source", "dir:/nonexistent-source"))
+        assert proc.returncode != 0 and "nonexistent-source" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    finally:
+        lock.write_bytes(original)
+    proc = run_leviso("extract", *sample_build.args("--source", "dir:/nonexistent-source"))
+    assert proc.returncode == 0 and "up to date" in proc.stderr, proc.stderr

@@ -11,7 +11,7 @@ from tests.cheat_aware import cheat_aware
 from tests.httpserver import serve
 
 from . import minirepo
-from .conftest import copy_profile, run_leviso
+from tests.support import copy_profile, run_leviso
 from .test_bad_input import dirs
 
 pytestmark = pytest.mark.slow

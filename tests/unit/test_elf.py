@@ -22,7 +22,6 @@ from levitate.leviso.elf import (ElfFormatError, ElfInfo, LibraryResolver, check
                                  copy_with_libraries, is_elf, read_elf, required_binaries_missing)
 from levitate.util.errors import LevitateError
 from tests.cheat_aware import cheat_aware
-from tests.integration.conftest import sample_build, sample_repo, sample_server  # noqa: F401
 
 HOST = LibraryResolver(Path("/"))
 INTERP = "/lib64/ld-linux-x86-64.so.2"

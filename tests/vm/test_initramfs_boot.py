@@ -13,7 +13,6 @@ import io
 import os
 import re
 import shutil
-import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from levitate.leviso.initramfs import InitramfsSpec, build_initramfs, module_nam
 from levitate.leviso.profile import InitramfsSettings
 from levitate.rpm.cpio import CpioReader
 from tests.cheat_aware import cheat_aware
-from tests.integration.conftest import sample_build, sample_repo, sample_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,6 @@ import pytest
 from levitate.leviso import qemu
 from levitate.leviso.qemu import SHELL_MARKER, VM, VmError
 from tests.cheat_aware import cheat_aware
-from tests.integration.conftest import sample_build, sample_repo, sample_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,6 @@ from levitate.leviso.esp import build_esp, esp_files
 from levitate.leviso.iso import build_iso, iso_report, loader_conf
 from levitate.leviso.uki import build_uki
 from tests.cheat_aware import cheat_aware
-from tests.integration.conftest import sample_build, sample_repo, sample_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -34,8 +34,10 @@ FIRST = ("filesystem", "setup")   # lay down the top-level layout (merged-/usr l
 
 
 def rootfs_inputs(ctx: BuildContext) -> Inputs:
-    """What the tree depends on: the source, the signature policy, the profile and its lock."""
-    inputs = Inputs("rootfs", STAMP_VERSION).add("source", str(ctx.source)).add("verify", ctx.verify_signatures)
+    """What the tree depends on: the signature policy, the profile and its lock. Not the source:
+    the lock names every package by its digest, wherever it came from, so `leviso iso` after
+    `leviso extract --source ...` needs no --source."""
+    inputs = Inputs("rootfs", STAMP_VERSION).add("verify", ctx.verify_signatures)
     for name in ("profile.toml", "packages.txt", "leviso.lock"):
         inputs.add_file(name, ctx.profile.path / name)
     return inputs

@@ -1,5 +1,5 @@
-"""Session-wide test input: the sample repository (built once per run, cached by its inputs),
-served from a loopback HTTP server, and one full `leviso extract` every test can inspect."""
+"""What tests share besides fixtures: where the sample repository lives, running the real
+`leviso` command line, private copies of the sample profile, and a build's directories."""
 
 from __future__ import annotations
 
@@ -7,31 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from tests.httpserver import serve
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def sample_dir() -> Path:
     return Path(os.environ.get("LEVITATE_SAMPLE_DIR", REPO_ROOT / ".cache" / "sample-repo"))
-
-
-@pytest.fixture(scope="session")
-def sample_repo():
-    from tests.sample_repo import build_sample_repo
-    return build_sample_repo(sample_dir())
-
-
-@pytest.fixture(scope="session")
-def sample_server(sample_repo):
-    with serve(sample_repo.root) as server:
-        yield server
 
 
 def run_leviso(*args: str | Path, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -65,16 +48,3 @@ class Build:
     @property
     def rootfs(self) -> Path:
         return self.workdir / "rootfs"
-
-
-@pytest.fixture(scope="session")
-def sample_build(sample_repo, sample_server, tmp_path_factory) -> Build:
-    """One full `leviso extract` of the sample set from the mirror, shared by every test."""
-    base = tmp_path_factory.mktemp("build")
-    profile = copy_profile(sample_repo, base / "profile")
-    build = Build(profile, base / "downloads", base / "work", base / "output", None, 0)
-    started = time.monotonic()
-    proc = run_leviso("extract", *build.args("--source", f"mirror:{sample_server.url('mirror')}"))
-    build = Build(profile, build.cache, build.workdir, build.output, proc, time.monotonic() - started)
-    assert proc.returncode == 0, proc.stderr
-    return build
