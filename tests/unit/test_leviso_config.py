@@ -83,3 +83,25 @@ def test_preflight_names_install_commands_for_three_distros(monkeypatch):
     assert "apt-get install -y" in text and "dnf install -y" in text and "pacman -S" in text
     with pytest.raises(LevitateError, match="missing host tools: .*rpmbuild"):
         preflight.require(["sample-repo"])
+
+
+def test_preflight_covers_the_image_iso_and_vm_tools(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(LevitateError, match=r"missing host tools: xorriso, mkfs.fat, mcopy \(hint") as err:
+        preflight.require(["iso"])
+    assert "apt-get install -y dosfstools mtools xorriso" in err.value.hint
+    with pytest.raises(LevitateError, match=r"tools: mkfs.erofs \(hint"):
+        preflight.require(["image"])             # mksquashfs is optional: only EROFS is required
+    with pytest.raises(LevitateError, match="depmod"):
+        preflight.require(["initramfs"])
+
+
+def test_preflight_finds_ovmf_where_qemu_would(monkeypatch, tmp_path):
+    monkeypatch.setenv("OVMF_CODE", str(tmp_path / "missing_CODE.fd"))
+    text, ok = preflight.report(["vm"])
+    assert not ok and any(line.split()[:2] == ["OVMF", "MISSING"] for line in text.splitlines())
+    (tmp_path / "OVMF_CODE.fd").write_bytes(b"\0")
+    (tmp_path / "OVMF_VARS.fd").write_bytes(b"\0")
+    monkeypatch.setenv("OVMF_CODE", str(tmp_path / "OVMF_CODE.fd"))
+    text, _ = preflight.report(["vm"])
+    assert any(line.split()[:2] == ["OVMF", "ok"] for line in text.splitlines())

@@ -20,6 +20,7 @@ from ..util.download import file_digest
 from ..util.errors import LevitateError
 from ..util.files import write_atomic
 from ..util.log import stage
+from . import preflight
 from .busybox import acquire_busybox
 from .configure import kernels
 from .context import BuildContext
@@ -31,7 +32,7 @@ from .staging import apply_base_settings, apply_overlay, copy_tree, os_release_t
 
 log = logging.getLogger("levitate")
 
-HOST_EFI = Path("/usr/lib/systemd/boot/efi")
+HOST_EFI = Path(preflight.HOST_EFI)
 STUB, SDBOOT = "linuxx64.efi.stub", "systemd-bootx64.efi"
 ENTRIES = {                      # UKI name -> extra kernel command line
     "live": "",
@@ -99,6 +100,7 @@ def base_stage(ctx: BuildContext) -> tuple[Path, str]:
         log.info("base image is up to date (%s)", image)
         return image, inputs.hexdigest()
     stamp.invalidate()
+    preflight.require(["image"])
     staging = ctx.workdir / "staging"
     with stage("base image"):
         try:
@@ -186,6 +188,7 @@ def initramfs_stage(ctx: BuildContext) -> tuple[Path, str]:
     if stamp.current(inputs):
         return out, inputs.hexdigest()
     stamp.invalidate()
+    preflight.require(["initramfs"])
     with stage("initramfs"):
         info = build_initramfs(ctx.rootfs, spec, out)
     log.info("    initramfs.img: %.1f MiB, %s, %d modules", info.size / 2**20, info.compression, len(info.modules))
@@ -239,6 +242,7 @@ def iso_stage(ctx: BuildContext, base: Path, live: Path, initramfs: Path, ukis: 
         log.info("ISO is up to date (%s)", iso)
         return iso
     stamp.invalidate()
+    preflight.require(["iso"])
     ctx.output.mkdir(parents=True, exist_ok=True)
     tree = ctx.workdir / "iso"
     with stage("ESP and ISO"):

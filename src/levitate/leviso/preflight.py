@@ -10,6 +10,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..util.errors import MissingToolError
 
@@ -22,14 +23,28 @@ class HostTool:
     fedora: str
     arch: str
     optional: bool = False  # missing: a warning, not an error
+    probe: Callable[[], bool] | None = None    # for what is not one command or file
 
     def present(self) -> bool:
+        if self.probe is not None:
+            return self.probe()
         if self.name.startswith("/"):
             return Path(self.name).exists()
         return shutil.which(self.name) is not None
 
 
-# Work -> the tools it needs. Later stages add their own entries here.
+def _ovmf_present() -> bool:
+    from .qemu import find_ovmf
+    try:
+        find_ovmf()
+    except Exception:
+        return False
+    return True
+
+
+HOST_EFI = "/usr/lib/systemd/boot/efi"
+
+# Work -> the tools it needs.
 TOOLS: dict[str, tuple[HostTool, ...]] = {
     "extract": (
         HostTool("chroot", "configure the tree with its own tools", "coreutils", "coreutils", "coreutils"),
@@ -46,6 +61,29 @@ TOOLS: dict[str, tuple[HostTool, ...]] = {
         HostTool("createrepo_c", "write repodata", "createrepo-c", "createrepo_c", "createrepo_c"),
         HostTool("gpg", "make and use the sample signing key", "gnupg", "gnupg2", "gnupg"),
         HostTool("xorriso", "wrap the sample repository in a DVD-layout ISO", "xorriso", "xorriso", "libisoburn"),
+    ),
+    "image": (
+        HostTool("mkfs.erofs", "build the EROFS base image and live layer", "erofs-utils", "erofs-utils",
+                 "erofs-utils"),
+        HostTool("mksquashfs", "build a squashfs image when the kernel cannot mount EROFS", "squashfs-tools",
+                 "squashfs-tools", "squashfs-tools", optional=True),
+    ),
+    "initramfs": (
+        HostTool("depmod", "index the initramfs's kernel modules", "kmod", "kmod", "kmod"),
+    ),
+    "iso": (
+        HostTool("xorriso", "write the hybrid UEFI ISO", "xorriso", "xorriso", "libisoburn"),
+        HostTool("mkfs.fat", "create the ESP image", "dosfstools", "dosfstools", "dosfstools"),
+        HostTool("mcopy", "fill the ESP image without mounting it", "mtools", "mtools", "mtools"),
+        HostTool(f"{HOST_EFI}/linuxx64.efi.stub", "EFI stub and systemd-boot when the package set has none",
+                 "systemd-boot-efi", "systemd-boot-unsigned", "systemd", optional=True),
+    ),
+    "vm": (
+        HostTool("qemu-system-x86_64", "boot the ISO (`leviso test`, `leviso run`)", "qemu-system-x86",
+                 "qemu-system-x86-core", "qemu-system-x86"),
+        HostTool("qemu-img", "create disk images for `leviso run --disk`", "qemu-utils", "qemu-img", "qemu-img"),
+        HostTool("OVMF", "UEFI firmware for QEMU (or set OVMF_CODE and OVMF_VARS)", "ovmf", "edk2-ovmf",
+                 "edk2-ovmf", probe=_ovmf_present),
     ),
 }
 
@@ -93,12 +131,13 @@ def require_root(what: str) -> None:
 def report(works: list[str]) -> tuple[str, bool]:
     """Text for `leviso preflight` and whether everything required is present."""
     lines, ok = [], True
+    width = max(len(t.name) for work in works for t in TOOLS[work])
     for work in works:
         lines.append(f"{work}:")
         for tool in TOOLS[work]:
             state = "ok" if tool.present() else ("missing (optional)" if tool.optional else "MISSING")
             ok &= tool.present() or tool.optional
-            lines.append(f"  {tool.name:<14} {state:<20} {tool.purpose}")
+            lines.append(f"  {tool.name:<{width}}  {state:<18} {tool.purpose}")
     missing, optional = check(works)
     if missing or optional:
         lines.append("install with:")
