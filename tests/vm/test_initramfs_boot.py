@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from levitate.install.recboot import DISK_MODULES
 from levitate.leviso.initramfs import InitramfsSpec, build_initramfs, module_name
 from levitate.leviso.profile import InitramfsSettings
 from levitate.rpm.cpio import CpioReader
@@ -391,3 +392,76 @@ def test_medium_without_images_lists_its_files(tree, initrd, media, tmp_path):
         vm.expect(r"LEVITATE-INIT: files in /run/levitate/media/live:")
         vm.expect(r"LEVITATE-INIT:   .*README")
         vm.expect(r"LEVITATE-INIT: emergency shell")
+
+
+# -- an installed system's root (root=UUID=, PARTUUID=) ----------------------------------------------------
+
+ROOT_FS_UUID = "3c1e7a52-5d0b-4c55-9f6e-2f1d8a4b7c01"
+ESP_SERIAL = "1A2B3C4D"
+ROOT_PARTUUID = "8f3a9b2c-1d4e-4f60-a7b8-c9d0e1f2a3b4"
+
+
+@pytest.fixture(scope="module")
+def installed_disk(tree, tmp_path_factory) -> Path:
+    """A GPT disk: a FAT32 ESP, then an ext4 root (fixed UUIDs) holding the tiny init."""
+    tmp = tmp_path_factory.mktemp("installed")
+    root = tmp / "root"
+    for d in ("bin", "sbin", "etc", "dev", "proc", "sys", "run", "tmp"):
+        (root / d).mkdir(parents=True)
+    shutil.copyfile(tree.busybox, root / "bin/busybox")
+    (root / "bin/busybox").chmod(0o755)
+    for applet in ("sh", "cat", "grep", "cut", "sed", "ls", "poweroff"):
+        (root / "bin" / applet).symlink_to("busybox")
+    (root / "sbin/init").write_text(TINY_INIT)
+    (root / "sbin/init").chmod(0o755)
+    (root / "etc/layer").write_text("installed\n")
+    part = tmp / "root.ext4"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "lvroot", "-U", ROOT_FS_UUID, "-d", root, part, "32M"],
+                   check=True, capture_output=True)
+    esp = tmp / "esp.fat"
+    subprocess.run(["mkfs.fat", "-C", "-F", "32", "-n", "MYESP", "-i", ESP_SERIAL, esp, str(33 * 1024)],
+                   check=True, capture_output=True)
+    disk = tmp / "disk.raw"
+    with open(disk, "wb") as f:
+        f.truncate(112 * 2**20)
+    subprocess.run(["sfdisk", "--quiet", disk], input=(
+        "label: gpt\nstart=2048, size=67584, type=uefi\n"
+        f"start=69632, size=65536, type=linux, uuid={ROOT_PARTUUID}\n"), text=True, check=True)
+    with open(disk, "r+b") as f:
+        f.seek(2048 * 512)
+        f.write(esp.read_bytes())
+        f.seek(69632 * 512)
+        f.write(part.read_bytes())
+    return disk
+
+
+@pytest.fixture(scope="module")
+def disk_initrd(tree, tmp_path_factory) -> Path:
+    """The initramfs recboot builds for an installed system (its module list: disks + ext4/xfs)."""
+    out = tmp_path_factory.mktemp("disk-initramfs") / "initramfs.img"
+    build_initramfs(tree.rootfs, spec_for(tree, modules=DISK_MODULES, required_modules=("ext4",)), out)
+    return out
+
+
+@pytest.mark.parametrize("spec", [f"PARTUUID={ROOT_PARTUUID.upper()}", f"UUID={ROOT_FS_UUID}"])
+def test_installed_root_is_mounted_read_only_and_switched_to(tree, disk_initrd, spec, installed_disk, tmp_path):
+    """The same initramfs boots an installed system: the root found by PARTUUID (read from the GPT by
+    /init itself; case does not matter) or by filesystem UUID, mounted read-only for systemd's fsck."""
+    drive = ["-drive", f"file={installed_disk},format=raw,if=virtio,snapshot=on"]
+    with Boot(tree, disk_initrd, f"root={spec}", drive, tmp_path / "installed.log") as vm:
+        vm.expect(rf"LEVITATE-INIT: mounted the root /dev/vda2 \({re.escape(spec)}\) at /sysroot \(ro\)")
+        vm.expect(r"TINY-INIT: pid 1\b")
+        vm.expect(r"TINY-LAYER: installed")
+        vm.expect(r"TINY-ROOT: ext4")
+        vm.expect(r"TINY-INIT: done")
+
+
+def test_missing_installed_root_lists_partitions_with_their_ids(tree, disk_initrd, installed_disk, tmp_path):
+    drive = ["-drive", f"file={installed_disk},format=raw,if=virtio,snapshot=on"]
+    with Boot(tree, disk_initrd, "root=UUID=00000000-0000-0000-0000-000000000000 rd.timeout=2", drive,
+              tmp_path / "no-root.log") as vm:
+        vm.expect(r"LEVITATE-INIT: ERROR: no root device UUID=00000000-0000-0000-0000-000000000000 found within 2 s")
+        vm.expect(r'LEVITATE-INIT:   vda1: TYPE="vfat" LABEL="MYESP" UUID="1A2B-3C4D" PARTUUID=')
+        vm.expect(rf'LEVITATE-INIT:   vda2: .*LABEL="lvroot" UUID="{ROOT_FS_UUID}" PARTUUID={ROOT_PARTUUID}')
+        vm.expect(r"LEVITATE-INIT: emergency shell")
+        prove_interactive_shell(vm)

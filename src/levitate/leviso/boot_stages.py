@@ -28,6 +28,7 @@ from .image import build_image, choose_format, kernel_config, tree_size
 from .live import build_live_tree
 from .rootfs import remove_tree, rootfs_inputs, rootfs_is_current
 from .stamp import Inputs, Stamp
+from .tooling import install_tooling, tooling_inputs
 from .staging import apply_base_settings, apply_overlay, copy_tree, os_release_text
 
 log = logging.getLogger("levitate")
@@ -93,7 +94,8 @@ def base_stage(ctx: BuildContext) -> tuple[Path, str]:
     inputs = (Inputs("base-image", "1").add("rootfs", _rootfs_key(ctx)).add("fmt", fmt)
               .add("system", profile.system).add("os", profile.os_release).add("image", profile.image)
               .add_tree("overlay", profile.rootfs_overlay).add_file("busybox", busybox)
-              .add("efi", efi.origin).add_file("stub", efi.stub).add_file("sdboot", efi.sdboot))
+              .add("efi", efi.origin).add_file("stub", efi.stub).add_file("sdboot", efi.sdboot)
+              .add("tooling", tooling_inputs()))
     image = _image_path(ctx, fmt)
     stamp = Stamp(ctx.workdir / "filesystem.stamp", [image])
     if stamp.current(inputs):
@@ -107,6 +109,7 @@ def base_stage(ctx: BuildContext) -> tuple[Path, str]:
             copy_tree(ctx.rootfs, staging)
             apply_base_settings(staging, profile)
             _install_boot_files(staging, busybox, efi)
+            tooling = install_tooling(staging, ctx.cache / "wheels")
             apply_overlay(profile.rootfs_overlay, staging)
             _check_libraries(staging, profile.image.required_binaries)
             size = tree_size(staging)
@@ -117,7 +120,8 @@ def base_stage(ctx: BuildContext) -> tuple[Path, str]:
         finally:
             remove_tree(staging)
     log.info("    %s: %.0f MiB from %.0f MiB of files", image.name, image.stat().st_size / 2**20, size / 2**20)
-    stamp.write(inputs, format=fmt, tree_bytes=size, kernel=kver, busybox=busybox_origin, efi=efi.origin)
+    stamp.write(inputs, format=fmt, tree_bytes=size, kernel=kver, busybox=busybox_origin, efi=efi.origin,
+                tooling=tooling)
     return image, inputs.hexdigest()
 
 
@@ -291,6 +295,7 @@ def manifest(ctx, iso, checksum, base, live, initramfs, ukis, efi) -> dict:
         "boot": {"stub": {"origin": efi.origin, "sha256": file_digest(efi.stub, "sha256")},
                  "systemd_boot": {"origin": efi.origin, "sha256": file_digest(efi.sdboot, "sha256")},
                  "busybox": base_facts.get("busybox"),
+                 "tooling": base_facts.get("tooling"),
                  "cmdlines": {entry: cmdline(ctx, entry) for entry in ENTRIES}},
         "packages": packages,
     }

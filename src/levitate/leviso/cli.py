@@ -81,14 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_context(args: argparse.Namespace) -> BuildContext:
+def make_context(args: argparse.Namespace, needs_source: bool = True) -> BuildContext:
+    """The build context; stages after extraction read no source (the lock names the packages)."""
     profile = load_profile(args.profile)
     kwargs = {}
     if args.jobs:
         kwargs["jobs"] = max(1, args.jobs)
     return BuildContext(
         profile=profile,
-        source=SourceSpec.parse(args.source, profile),
+        source=SourceSpec.parse(args.source, profile) if needs_source or args.source else None,
         cache=Path(args.cache).resolve(),
         workdir=Path(args.workdir).resolve(),
         output=Path(args.output).resolve(),
@@ -140,7 +141,7 @@ def cmd_build(args) -> int:
 
 def cmd_image(args) -> int:
     from .boot_stages import base_stage, live_stage
-    ctx = make_context(args)
+    ctx = make_context(args, needs_source=False)
     print(base_stage(ctx)[0])
     print(live_stage(ctx)[0])
     return 0
@@ -148,13 +149,13 @@ def cmd_image(args) -> int:
 
 def cmd_initramfs(args) -> int:
     from .boot_stages import initramfs_stage
-    print(initramfs_stage(make_context(args))[0])
+    print(initramfs_stage(make_context(args, needs_source=False))[0])
     return 0
 
 
 def cmd_iso(args) -> int:
     from .boot_stages import boot_stages
-    print(boot_stages(make_context(args)))
+    print(boot_stages(make_context(args, needs_source=False)))
     return 0
 
 

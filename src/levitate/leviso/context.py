@@ -43,7 +43,7 @@ class SourceSpec:
 @dataclass(frozen=True)
 class BuildContext:
     profile: Profile
-    source: SourceSpec
+    source: SourceSpec | None          # None for the stages after extraction
     cache: Path                  # downloads: ISOs, repodata, RPMs, keys (kept by `clean`)
     workdir: Path                # rootfs/ and intermediate images
     output: Path                 # the finished ISO, checksum and manifest

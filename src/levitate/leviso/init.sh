@@ -1,14 +1,17 @@
 #!/bin/sh
 # LevitateOS initramfs /init, run by busybox sh (written by levitate.leviso.initramfs).
 #
-# Finds the live medium by its filesystem label, stacks the live layer over the base image under
-# a tmpfs upper layer at /sysroot, moves /run, /dev, /proc and /sys into it and switch_roots to
-# its init (systemd). Progress lines start with "LEVITATE-INIT: " on /dev/console. Every failure
+# Live medium (root=live:...): finds the medium by its filesystem label, stacks the live layer over
+# the base image under a tmpfs upper layer at /sysroot. Installed system (root=UUID=... and the
+# like): mounts that partition read-only at /sysroot (systemd checks and remounts it per fstab).
+# Then moves /run, /dev, /proc and /sys into /sysroot and switch_roots to its init (systemd). Progress lines start with "LEVITATE-INIT: " on /dev/console. Every failure
 # prints "LEVITATE-INIT: ERROR: <what>", what was found, "LEVITATE-INIT: emergency shell", and
 # opens a shell on the console; this script never exits (PID 1 exiting is a kernel panic).
 #
 # Kernel command line:
 #   root=live:LABEL=NAME | root=live:UUID=ID   the medium (default LABEL=@LABEL@)
+#   root=UUID=ID | LABEL=NAME | PARTUUID=ID | /dev/NAME   an installed system's root partition
+#   rootfstype=TYPE rootflags=OPTIONS ro|rw     how to mount it (default: detected, ro)
 #   rd.live.dir=DIR            directory of the images on the medium (default live)
 #   rd.live.overlay.size=SIZE  size of the tmpfs upper layer (tmpfs size=, default half of RAM)
 #   rd.timeout=SECONDS         how long to wait for the medium (default 30)
@@ -28,8 +31,14 @@ LIVE_MNT=/run/levitate/live
 OVERLAY_MNT=/run/levitate/overlay
 NEWROOT=/sysroot
 
+MODE=live
 WANT_KIND=LABEL
 WANT=$LABEL_DEFAULT
+ROOT_SPEC=
+ROOT_DEV=
+ROOTFSTYPE=
+ROOTFLAGS=
+ROOT_MODE=ro
 LIVE_DIR=live
 OVERLAY_SIZE=
 TIMEOUT=30
@@ -110,7 +119,6 @@ setup() {
     mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
     mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev || msg "WARNING: cannot mount devtmpfs on /dev"
     mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-    mkdir -p "$MEDIA" "$BASE_MNT" "$LIVE_MNT" "$OVERLAY_MNT"
     # busybox modprobe reads /lib/modules/$(uname -r); kernel module requests go to /sbin/modprobe
     [ -e /proc/sys/kernel/modprobe ] && echo /sbin/modprobe >/proc/sys/kernel/modprobe
 }
@@ -122,6 +130,11 @@ parse_cmdline() {
             root=live:LABEL=*) WANT_KIND=LABEL; WANT=${arg#root=live:LABEL=} ;;
             root=live:CDLABEL=*) WANT_KIND=LABEL; WANT=${arg#root=live:CDLABEL=} ;;
             root=live:UUID=*) WANT_KIND=UUID; WANT=${arg#root=live:UUID=} ;;
+            root=live:*) MODE=bad; ROOT_SPEC=${arg#root=} ;;
+            root=*) MODE=disk; ROOT_SPEC=${arg#root=} ;;
+            rootfstype=*) ROOTFSTYPE=${arg#rootfstype=} ;;
+            rootflags=*) ROOTFLAGS=${arg#rootflags=} ;;
+            ro|rw) ROOT_MODE=$arg ;;
             rd.live.dir=*) LIVE_DIR=${arg#rd.live.dir=}; LIVE_DIR=${LIVE_DIR#/} ;;
             rd.live.overlay.size=*) OVERLAY_SIZE=${arg#rd.live.overlay.size=} ;;
             rd.timeout=*) TIMEOUT=${arg#rd.timeout=} ;;
@@ -133,6 +146,11 @@ parse_cmdline() {
     set +f
     case "$TIMEOUT" in
         ''|*[!0-9]*) msg "WARNING: rd.timeout=$TIMEOUT is not a number of seconds: using 30"; TIMEOUT=30 ;;
+    esac
+    case "$MODE:$ROOT_SPEC" in
+        bad:*|disk:PARTLABEL=*|disk:UUID=|disk:LABEL=|disk:PARTUUID=) MODE=bad ;;
+        disk:UUID=*|disk:LABEL=*|disk:PARTUUID=*|disk:/dev/?*) ;;
+        disk:*) MODE=bad ;;
     esac
     case "$OVERLAY_SIZE" in
         *[!0-9A-Za-z%]*) msg "WARNING: rd.live.overlay.size=$OVERLAY_SIZE is not a size: using half of RAM"; OVERLAY_SIZE= ;;
@@ -203,14 +221,67 @@ describe_device() {
     name=$1
     dev=/dev/$name
     size=$(dev_size_mib "$name")
+    part=$(partuuid "$name") && part=" PARTUUID=$part"
     if [ "$size" = 0 ] || ! dd if="$dev" of=/dev/null bs=2048 count=1 2>/dev/null; then
         echo "$name: no medium (nothing readable)"
     elif label=$(iso_label "$dev"); then
         echo "$name: iso9660 LABEL=\"$label\" UUID=$(iso_uuid "$dev") ${size} MiB"
     elif command -v blkid >/dev/null 2>&1 && info=$(blkid "$dev" 2>/dev/null) && [ -n "$info" ]; then
-        echo "$name: ${info#*: } ${size} MiB"
+        echo "$name: ${info#*: }$part ${size} MiB"
+    elif info=$(fs_info "$dev"); then
+        echo "$name: $info$part ${size} MiB"
     else
-        echo "$name: no iso9660 filesystem, ${size} MiB"
+        echo "$name: no filesystem recognised$part, ${size} MiB"
+    fi
+}
+
+# TYPE, LABEL and UUID of an ext2/3/4, xfs or FAT filesystem on $1, from its superblock (busybox
+# builds of distributions may come without blkid).
+fs_info() {
+    if [ "$(bytes_hex "$1" 1080 2)" = 53ef ]; then
+        uuid=$(bytes_hex "$1" 1128 16 | sed 's/^\(........\)\(....\)\(....\)\(....\)/\1-\2-\3-\4-/')
+        echo "TYPE=\"ext2/3/4\" LABEL=\"$(dd if="$1" bs=1 skip=1144 count=16 2>/dev/null | tr -d '\000')\" UUID=\"$uuid\""
+    elif [ "$(dd if="$1" bs=1 count=4 2>/dev/null)" = XFSB ]; then
+        uuid=$(bytes_hex "$1" 32 16 | sed 's/^\(........\)\(....\)\(....\)\(....\)/\1-\2-\3-\4-/')
+        echo "TYPE=\"xfs\" LABEL=\"$(dd if="$1" bs=1 skip=108 count=12 2>/dev/null | tr -d '\000')\" UUID=\"$uuid\""
+    elif [ "$(dd if="$1" bs=1 skip=82 count=5 2>/dev/null)" = FAT32 ]; then
+        serial=$(le_hex "$(bytes_hex "$1" 67 4)" | tr a-f A-F)
+        label=$(dd if="$1" bs=1 skip=71 count=11 2>/dev/null | sed 's/ *$//')
+        echo "TYPE=\"vfat\" LABEL=\"$label\" UUID=\"${serial%????}-${serial#????}\""
+    else
+        return 1
+    fi
+}
+
+# "0123abcd" -> "cdab2301" (little-endian bytes to the number's hex digits)
+le_hex() {
+    h=$1 out=
+    while [ -n "$h" ]; do
+        out=${h%"${h#??}"}$out
+        h=${h#??}
+    done
+    echo "$out"
+}
+
+# The PARTUUID of partition $1, as blkid and the kernel print it: the GPT entry's unique GUID, or
+# on an MBR disk the disk signature and the partition number (1234abcd-02).
+partuuid() {
+    n=$(cat "/sys/class/block/$1/partition" 2>/dev/null) || return 1
+    disk=$(readlink "/sys/class/block/$1") || return 1
+    disk=${disk%/*}
+    disk=${disk##*/}
+    bs=$(cat "/sys/class/block/$disk/queue/logical_block_size" 2>/dev/null) || bs=512
+    if [ "$(dd if="/dev/$disk" bs=1 skip="$bs" count=8 2>/dev/null)" = "EFI PART" ]; then
+        lba=$(( 0x$(le_hex "$(bytes_hex "/dev/$disk" $((bs + 72)) 8)") ))
+        esize=$(( 0x$(le_hex "$(bytes_hex "/dev/$disk" $((bs + 84)) 4)") ))
+        set -- $(bytes_hex "/dev/$disk" $((lba * bs + (n - 1) * esize + 16)) 16 \
+            | sed 's/^\(........\)\(....\)\(....\)\(....\)\(............\)$/\1 \2 \3 \4 \5/')
+        [ $# = 5 ] || return 1
+        echo "$(le_hex "$1")-$(le_hex "$2")-$(le_hex "$3")-$4-$5"
+    else
+        sig=$(bytes_hex "/dev/$disk" 440 4)
+        [ -n "$sig" ] || return 1
+        printf '%s-%02x\n' "$(le_hex "$sig")" "$n"
     fi
 }
 
@@ -303,7 +374,8 @@ mount_image() {
     msg "mounted the $1 ${3#$MEDIA/} ($2)"
 }
 
-mount_root() {
+mount_live_root() {
+    mkdir -p "$MEDIA" "$BASE_MNT" "$LIVE_MNT" "$OVERLAY_MNT"
     find_medium || return 1
     mount_medium || return 1
     dir=$MEDIA/$LIVE_DIR
@@ -346,6 +418,54 @@ mount_root() {
     fi
 }
 
+# --- an installed system's root ----------------------------------------------------------------------
+
+# The device ROOT_SPEC names, if it is there yet.
+resolve_root() {
+    case "$ROOT_SPEC" in
+        UUID=*|LABEL=*)
+            dev=$(findfs "$ROOT_SPEC" 2>/dev/null) && [ -b "$dev" ] && echo "$dev" ;;
+        PARTUUID=*)
+            want=$(echo "${ROOT_SPEC#PARTUUID=}" | tr A-F a-f)
+            for name in $(block_devices); do
+                if [ "$(partuuid "$name")" = "$want" ] && [ -b "/dev/$name" ]; then
+                    echo "/dev/$name"
+                    return 0
+                fi
+            done
+            return 1 ;;
+        *)
+            [ -b "$ROOT_SPEC" ] && echo "$ROOT_SPEC" ;;
+    esac
+}
+
+mount_disk_root() {
+    msg "waiting up to $TIMEOUT s for the root $ROOT_SPEC"
+    deadline=$(( $(uptime_cs) + TIMEOUT * 100 ))
+    until ROOT_DEV=$(resolve_root); do
+        if [ "$(uptime_cs)" -ge "$deadline" ]; then
+            error "no root device $ROOT_SPEC found within $TIMEOUT s"
+            list_block_devices
+            return 1
+        fi
+        sleep 0.2 2>/dev/null || sleep 1
+    done
+    opts=$ROOT_MODE${ROOTFLAGS:+,$ROOTFLAGS}
+    if ! out=$(mount ${ROOTFSTYPE:+-t "$ROOTFSTYPE"} -o "$opts" "$ROOT_DEV" "$NEWROOT" 2>&1); then
+        error "cannot mount the root $ROOT_DEV ($ROOT_SPEC${ROOTFSTYPE:+, type $ROOTFSTYPE}) at $NEWROOT: $out"
+        msg "  $(describe_device "${ROOT_DEV#/dev/}")"
+        msg "  filesystems the kernel can mount: $(grep -v nodev /proc/filesystems | tr -d '\t' | tr '\n' ' ')"
+        dmesg_tail
+        return 1
+    fi
+    msg "mounted the root $ROOT_DEV ($ROOT_SPEC) at $NEWROOT ($opts)"
+    if ! find_init >/dev/null; then
+        error "no init on the root $ROOT_DEV (${NEWINIT:+$NEWINIT, }/sbin/init, /usr/lib/systemd/systemd)"
+        detail ls -la "$NEWROOT"
+        return 1
+    fi
+}
+
 # --- main ---------------------------------------------------------------------------------------------
 
 setup
@@ -358,9 +478,14 @@ else
 fi
 msg "starting (kernel $(uname -r))"
 load_modules
-if ! mount_root; then
-    emergency
-fi
+case "$MODE" in
+    live) mount_live_root || emergency ;;
+    disk) mount_disk_root || emergency ;;
+    *)
+        error "root=$ROOT_SPEC is not a root this initramfs understands"
+        msg "  use root=live:LABEL=NAME (live medium) or root=UUID=..., LABEL=..., PARTUUID=..., /dev/NAME"
+        emergency ;;
+esac
 
 if [ -n "$BREAK" ]; then
     msg "rd.break: dropping to a shell"

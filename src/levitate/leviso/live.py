@@ -39,15 +39,15 @@ Storage=volatile
 WELCOME = """\
 Welcome to the {name} live system.
 
-To install it (like Arch: by hand, in a few commands):
-  1. Partition and format the disk, e.g. with fdisk or gdisk: an EFI system partition
-     (mkfs.fat -F 32 /dev/XXX1) and a root partition (mkfs.ext4 /dev/XXX2).
+To install it (like Arch: by hand, in a few commands; the full guide is docs/install.md):
+  1. Partition and format the disk, e.g. with sfdisk, fdisk or gdisk: an EFI system partition of
+     512 MiB or more (mkfs.fat -F 32 /dev/XXX1) and a root partition (mkfs.ext4 /dev/XXX2).
   2. Mount them: mount /dev/XXX2 /mnt && mount --mkdir /dev/XXX1 /mnt/boot
   3. recstrap /mnt                      copy the base system onto the disk
-  4. recfstab /mnt >> /mnt/etc/fstab    record the mounts
-  5. recchroot /mnt                     enter it: set the timezone, locale, hostname,
-                                        root password (passwd), add a user, install the
-                                        boot loader
+  4. recfstab -U /mnt >> /mnt/etc/fstab record the mounts
+  5. recchroot /mnt                     enter it: time zone, locale, hostname, root password
+                                        (passwd), a user in the wheel group, then
+     recboot                            install the boot loader, kernel and initramfs
   6. exit, umount -R /mnt, reboot
 
 The root account here has no password; the installed system's root is locked until you set one.

@@ -30,20 +30,21 @@ class Inputs:
             self.add(label, None)
         return self
 
-    def add_tree(self, label: str, path: Path) -> "Inputs":
-        return self.add(label, tree_digest(path))
+    def add_tree(self, label: str, path: Path, skip: tuple[str, ...] = ()) -> "Inputs":
+        return self.add(label, tree_digest(path, skip))
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
 
 
-def tree_digest(root: Path) -> str:
-    """Names, types, modes, link targets and contents of everything under root ('-' if absent)."""
+def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> str:
+    """Names, types, modes, link targets and contents of everything under root ('-' if absent),
+    leaving out directories named in `skip` (e.g. __pycache__)."""
     if not root.is_dir():
         return "-"
     digest = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in skip)
         for name in sorted(dirnames + filenames):
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()

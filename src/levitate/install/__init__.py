@@ -1,0 +1,1 @@
+"""The installer: recstrap, recfstab, recchroot (pacstrap, genfstab, arch-chroot) and recboot."""

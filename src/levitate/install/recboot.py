@@ -1,0 +1,286 @@
+"""recboot: make the installed system bootable, and keep it so after kernel updates.
+
+In the spirit of kernel-install, on the installed system (in `recchroot /mnt` during the install,
+or later after a kernel update): installs or updates systemd-boot on the ESP (`bootctl`), builds
+an initramfs for each installed kernel from that kernel's modules and the busybox the base image
+carries, puts kernel and initramfs on the ESP and writes a loader entry naming the root by UUID.
+Entries of kernels that are gone are removed. Everything is written under a temporary name and
+renamed, the entry last, so an interrupted run never leaves an entry pointing at a half-written file.
+
+    recboot [--esp DIR] [--root SPEC] [--kernel KVER]... [--cmdline OPTIONS] [--no-bootctl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..leviso.initramfs import InitramfsSpec, build_initramfs
+from ..rpm.vercmp import rpmvercmp
+from ..util.errors import LevitateError
+
+log = logging.getLogger("levitate")
+
+BUSYBOX = Path("/usr/lib/levitate/busybox")
+EXTRA_MODULES_FILE = Path("/etc/levitate/initramfs-modules")   # one module a line, like mkinitcpio's MODULES
+# What an installed system's root can sit on: SATA/NVMe/virtio/USB disks, ext4/xfs.
+DISK_MODULES = ("ahci", "sd_mod", "nvme", "virtio_pci", "virtio_blk", "virtio_scsi", "xhci_pci", "ehci_pci",
+                "usb_storage", "uas", "ext4", "xfs")
+ENTRY_PREFIX = "levitateos-"
+ESP_DIR = "levitateos"                 # ESP/levitateos/KVER/{linux,initramfs.img}
+LOADER_CONF = f"""\
+# Written by recboot; edit freely (recboot leaves an edited file alone).
+default {ENTRY_PREFIX}*
+timeout 3
+console-mode keep
+"""
+FSTAB_SPEC = re.compile(r"^(UUID|LABEL|PARTUUID|PARTLABEL)=\S+$|^/dev/\S+$")
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    fstype: str
+
+
+def mounts(mountinfo: str) -> list[Mount]:
+    """/proc/self/mountinfo: (source, mount point, type); mount points unescaped (\\040 and the like)."""
+    result = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 10:
+            continue
+        after = line.split(" - ", 1)[1].split()
+        target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        result.append(Mount(after[1], target, after[0]))
+    return result
+
+
+def find_esp(root: Path, given: str | None, table: list[Mount]) -> Path:
+    """The ESP: --esp, else /boot or /efi when a FAT filesystem is mounted there."""
+    if given:
+        esp = Path(given)
+        if not esp.is_dir():
+            raise LevitateError(f"--esp {given}: not a directory", "mount the EFI system partition there first")
+        return esp
+    fat = {m.target for m in table if m.fstype in ("vfat", "msdos", "fat")}
+    for candidate in ("/boot", "/efi", "/boot/efi"):
+        if candidate in fat:
+            return root / candidate.lstrip("/")
+    raise LevitateError("no EFI system partition is mounted at /boot, /efi or /boot/efi",
+                        "mount it (e.g. `mount /dev/XXX1 /boot`) or name it with --esp")
+
+
+def root_spec(root: Path, given: str | None, table: list[Mount]) -> str:
+    """How the kernel finds the root: --root, else the / entry of /etc/fstab, else the UUID of the
+    device mounted at /."""
+    if given:
+        if not FSTAB_SPEC.match(given):
+            raise LevitateError(f"--root {given}: expected UUID=..., LABEL=..., PARTUUID=... or /dev/NAME")
+        return given
+    fstab = root / "etc/fstab"
+    if fstab.is_file():
+        for line in fstab.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and not fields[0].startswith("#") and fields[1] == "/":
+                if FSTAB_SPEC.match(fields[0]):
+                    return fields[0]
+    device = next((m.source for m in reversed(table) if m.target == "/"), None)
+    if device and device.startswith("/dev/"):
+        uuid = subprocess.run(["blkid", "-s", "UUID", "-o", "value", device], capture_output=True,
+                              text=True).stdout.strip()
+        if uuid:
+            return f"UUID={uuid}"
+    raise LevitateError("cannot tell which partition is the root: /etc/fstab has no / entry and the "
+                        "device mounted at / has no UUID", "run `recfstab / > /etc/fstab` (or pass --root UUID=...)")
+
+
+def kernel_options(extra: str | None, proc_cmdline: str) -> str:
+    """Options after root=...: /etc/kernel/cmdline's (as kernel-install reads it, minus any root=),
+    the console= settings of the running kernel (an install over a serial console stays reachable
+    there), then --cmdline."""
+    parts: list[str] = []
+    path = Path("/etc/kernel/cmdline")
+    if path.is_file():
+        parts += [o for o in path.read_text().split() if not o.startswith("root=") and o not in ("ro", "rw")]
+    parts += [o for o in proc_cmdline.split() if o.startswith("console=") and o not in parts]
+    if extra:
+        parts += extra.split()
+    return " ".join(parts)
+
+
+def installed_kernels(root: Path) -> list[str]:
+    """Kernel versions with an image in /usr/lib/modules, newest first."""
+    base = root / "usr/lib/modules"
+    found = [d.name for d in base.iterdir() if (d / "vmlinuz").is_file()] if base.is_dir() else []
+    ordered: list[str] = []
+    for kver in found:
+        i = next((i for i, k in enumerate(ordered) if rpmvercmp(kver, k) > 0), len(ordered))
+        ordered.insert(i, kver)
+    return ordered
+
+
+def os_name(root: Path) -> str:
+    try:
+        for line in (root / "etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "LevitateOS"
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+
+
+def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, modules: tuple[str, ...]) -> Path:
+    """Kernel, initramfs and loader entry for `kver` on the ESP; returns the entry."""
+    directory = esp / ESP_DIR / kver
+    directory.mkdir(parents=True, exist_ok=True)
+    initrd_tmp = directory / ".initramfs.img.tmp"
+    build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / BUSYBOX.relative_to("/"),
+                                        modules=modules), initrd_tmp)
+    _replace(initrd_tmp, directory / "initramfs.img")
+    linux_tmp = directory / ".linux.tmp"
+    shutil.copyfile(root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)
+    _replace(linux_tmp, directory / "linux")
+    entries = esp / "loader/entries"
+    entries.mkdir(parents=True, exist_ok=True)
+    entry = entries / f"{ENTRY_PREFIX}{kver}.conf"
+    tmp = entries / f".{entry.name}.tmp"
+    tmp.write_text(f"title   {os_name(root)}\nversion {kver}\nlinux   /{ESP_DIR}/{kver}/linux\n"
+                   f"initrd  /{ESP_DIR}/{kver}/initramfs.img\noptions root={spec} ro {options}".rstrip() + "\n")
+    _replace(tmp, entry)
+    return entry
+
+
+def remove_stale(esp: Path, keep: set[str]) -> list[str]:
+    """Entries and files of kernels no longer installed (only what recboot itself wrote)."""
+    removed = []
+    for entry in sorted((esp / "loader/entries").glob(f"{ENTRY_PREFIX}*.conf")):
+        kver = entry.name[len(ENTRY_PREFIX):-len(".conf")]
+        if kver not in keep:
+            entry.unlink()
+            shutil.rmtree(esp / ESP_DIR / kver, ignore_errors=True)
+            removed.append(kver)
+    return removed
+
+
+def run_bootctl(esp: Path) -> str:
+    """`bootctl install` the first time, `bootctl update` afterwards. Without EFI variables (no
+    UEFI, or efivarfs not mounted in the chroot) the files are installed but no boot entry is."""
+    if shutil.which("bootctl") is None:
+        raise LevitateError("bootctl is not installed", "install systemd-boot (it provides bootctl), or pass --no-bootctl")
+    env = dict(os.environ, SYSTEMD_RELAX_ESP_CHECKS="1")
+    installed = (esp / "EFI/systemd/systemd-bootx64.efi").is_file()
+    argv = ["bootctl", "update" if installed else "install", f"--esp-path={esp}"]
+    if installed:
+        argv.append("--graceful")
+    if not Path("/sys/firmware/efi/efivars").is_dir() or not any(Path("/sys/firmware/efi/efivars").iterdir()):
+        argv.append("--no-variables")
+        log.warning("recboot: no EFI variables here (not booted in UEFI mode, or efivarfs not mounted): "
+                    "the firmware gets no boot entry; the ESP's fallback EFI/BOOT/BOOTX64.EFI still boots")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise LevitateError(f"{' '.join(argv)} failed: {detail[-1] if detail else f'exit {proc.returncode}'}",
+                            "check that the ESP is a FAT partition mounted read-write")
+    return " ".join(argv[:2])
+
+
+def write_loader_conf(esp: Path) -> None:
+    conf = esp / "loader/loader.conf"
+    if conf.is_file() and not conf.read_text().startswith("# Written by recboot"):
+        return
+    if conf.is_file() and conf.read_text() == LOADER_CONF:
+        return
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    tmp = conf.with_name(".loader.conf.tmp")
+    tmp.write_text(LOADER_CONF)
+    _replace(tmp, conf)
+
+
+def extra_modules(root: Path) -> tuple[str, ...]:
+    path = root / EXTRA_MODULES_FILE.relative_to("/")
+    if not path.is_file():
+        return ()
+    return tuple(w for line in path.read_text().splitlines() for w in line.split("#", 1)[0].split())
+
+
+def recboot(args: argparse.Namespace, root: Path = Path("/")) -> int:
+    if os.geteuid() != 0:
+        raise LevitateError("recboot must run as root", "run it with sudo, or inside `recchroot /mnt`")
+    if not (root / BUSYBOX.relative_to("/")).is_file():
+        raise LevitateError(f"{BUSYBOX} is missing: it is what the initramfs runs on",
+                            "this is not a LevitateOS system, or the file was removed (reinstall with recstrap)")
+    table = mounts(Path("/proc/self/mountinfo").read_text())
+    esp = find_esp(root, args.esp, table)
+    spec = root_spec(root, args.root, table)
+    kernels = installed_kernels(root)
+    wanted = args.kernel or kernels
+    missing = [k for k in wanted if k not in kernels]
+    if missing:
+        raise LevitateError(f"no kernel {', '.join(missing)} in /usr/lib/modules",
+                            f"installed: {', '.join(kernels) or 'none'}")
+    if not wanted:
+        raise LevitateError("no kernel in /usr/lib/modules/*/vmlinuz", "install a kernel package first")
+    options = kernel_options(args.cmdline, Path("/proc/cmdline").read_text() if Path("/proc/cmdline").exists() else "")
+    if not args.no_bootctl:
+        say(args, f"systemd-boot: {run_bootctl(esp)} on {esp}")
+    modules = DISK_MODULES + extra_modules(root)
+    for kver in wanted:
+        entry = install_kernel(root, esp, kver, spec, options, modules)
+        say(args, f"kernel {kver}: {esp / ESP_DIR / kver}/{{linux,initramfs.img}}, entry {entry}")
+    for kver in remove_stale(esp, set(kernels)):
+        say(args, f"removed the entry of kernel {kver} (no longer installed)")
+    write_loader_conf(esp)
+    say(args, f"boots root={spec} {options}".rstrip())
+    return 0
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(f"recboot: {text}", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recboot", description=__doc__.splitlines()[0],
+                                     epilog="Run it again after a kernel update.")
+    parser.add_argument("--esp", help="the mounted EFI system partition (default: /boot, /efi or /boot/efi)")
+    parser.add_argument("--root", help="root=SPEC for the kernel (default: the / entry of /etc/fstab)")
+    parser.add_argument("--kernel", action="append", metavar="KVER", help="only this kernel (repeatable)")
+    parser.add_argument("--cmdline", help="extra kernel options (also read: /etc/kernel/cmdline)")
+    parser.add_argument("--no-bootctl", action="store_true", help="do not install or update systemd-boot")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(message)s")
+    try:
+        return recboot(args)
+    except LevitateError as exc:
+        if args.debug:
+            raise
+        print(f"recboot: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("recboot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
