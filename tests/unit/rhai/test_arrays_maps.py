@@ -154,3 +154,69 @@ def test_closures_in_entry_functions_see_top_level_variables(engine):
                          'fn install() { files.map(|f| `${prefix}/${f}`) }')
     scope = engine.run(ast)
     assert engine.call_fn(ast, "install", scope=scope) == ["/usr/bin/a", "/usr/bin/b"]
+
+
+def test_function_call_style_passes_a_variable_by_reference(ev):
+    # Rhai: `push(a, x)` is `a.push(x)`; a constant or a non-variable is copied
+    assert ev("let a = [1]; push(a, 2); a") == [1, 2]
+    assert ev('let m = #{a: 1, b: 2}; remove(m, "a"); m') == {"b": 2}
+    assert ev('let s = " x "; trim(s); s') == "x"
+    assert ev("const C = [1]; push(C, 2); C") == [1]
+    assert ev('let m = #{s: " x "}; trim(m.s); m.s') == " x "
+    assert ev("fn f(v) { push(v, 9); v } let a = [1]; [f(a), a]") == [[1, 9], [1]]
+
+
+def test_values_handed_out_are_copies(ev):
+    # `get`, callbacks and block values never alias the array or map they came from
+    assert ev("let a = [[1]]; let x = a.get(0); x.push(2); a") == [[1]]
+    assert ev('let m = #{k: [1]}; let g = m.get("k"); g.push(2); m') == {"k": [1]}
+    assert ev("let a = [[1]]; let u = a.map(|v| v); u[0].push(2); a") == [[1]]
+    assert ev("let a = [[1]]; let z = a.reduce(|s, v| v); z.push(2); a") == [[1]]
+    assert ev("let a = [[1]]; let f = a.find_map(|v| v); f.push(2); a") == [[1]]
+    assert ev("let a = [[1]]; a.filter(|v| { v.push(2); true }); a") == [[1]]
+    assert ev("let a = [[1]]; let b = { a }; b.push(2); a") == [[1]]
+    assert ev("let a = [[1]]; let b = a ?? []; b.push(2); a") == [[1]]
+
+
+def test_non_pure_method_on_a_constant_is_an_error(err, ev):
+    e = err("const C = [1]; C.push(2);")
+    assert e.kind == "ErrorNonPureMethodCallOnConstant" and "'push'" in e.message
+    assert err('const M = #{a: 1}; M.remove("a");').kind == "ErrorNonPureMethodCallOnConstant"
+    assert err('const S = " a "; S.trim();').kind == "ErrorNonPureMethodCallOnConstant"
+    assert ev("const C = [1, 2]; [C.len(), C.contains(2), C.map(|x| x + 1)]") == [2, True, [2, 3]]
+    assert ev("const C = [1]; let d = C; d.push(2); [C, d]") == [[1], [1, 2]]
+
+
+def test_script_function_name_is_a_function_pointer(ev, err):
+    # the Rhai book's short-hand: `array.filter(is_even)` is `array.filter(Fn("is_even"))`
+    assert ev("fn is_even(n) { n % 2 == 0 } [1, 2, 3, 4].filter(is_even)") == [2, 4]
+    assert ev("fn dbl(n) { n * 2 } let f = dbl; [type_of(f), f.call(4), f.name]") == \
+        ["Fn", 8, "dbl"]
+    assert ev("fn f() { 1 } let f = 5; f") == 5
+    assert err("let g = nothere;").kind == "ErrorVariableNotFound"
+
+
+def test_callbacks_without_parameters_get_the_element_as_this(ev, err):
+    # Rhai's array methods bind `this` to the element when the function has no parameters
+    assert ev("[1, 2, 3].map(|| this * 2)") == [2, 4, 6]
+    assert ev("[1, 2, 3, 4].filter(|| this % 2 == 0)") == [2, 4]
+    assert ev("[1, 2, 3].index_of(|| this == 2)") == 1
+    assert ev("let x = [#{a: 1}, #{b: 2}]; [x.find_map(|| this.b), x.find(|| \"a\" in this)]") \
+        == [2, {"a": 1}]
+    assert ev("fn dbl() { this * 2 } [1, 2].map(dbl)") == [2, 4]
+
+
+def test_for_each_binds_this_and_passes_the_index(ev, err):
+    # Rhai's for_each: `this` is the element (changes are kept), the parameter is the index
+    assert ev("let x = [1, 2, 3, 4, 5]; x.for_each(|| this *= this); x") == [1, 4, 9, 16, 25]
+    assert ev("let x = [1, 4, 9]; x.for_each(|i| this *= i); x") == [0, 4, 18]
+    assert ev("let a = [[1]]; a.for_each(|| this.push(2)); a") == [[1, 2]]
+    assert err("const C = [1]; C.for_each(|| this += 1);").kind == \
+        "ErrorNonPureMethodCallOnConstant"
+
+
+def test_to_json_writes_function_pointers_as_names(ev):
+    # Rhai's tests/maps.rs
+    assert ev('#{a: [#{b: 42}]}.to_json()') == '{"a":[{"b":42}]}'
+    assert ev('#{a: [Fn("abc")]}.to_json()') == '{"a":["abc"]}'
+    assert ev('#{a: [Fn("abc").curry(42).curry(123)]}.to_json()') == '{"a":[["abc",42,123]]}'

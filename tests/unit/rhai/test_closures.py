@@ -40,7 +40,9 @@ def test_closure_type_and_anonymity(ev):
 def test_closure_as_argument_to_array_methods(ev):
     assert ev("let k = 3; [1, 2, 3].map(|x| x * k)") == [3, 6, 9]
     assert ev("[1, 2, 3].map(|x, i| x * i)") == [0, 2, 6]
-    assert ev("let seen = []; [4, 5].for_each(|x| seen.push(x)); seen") == [4, 5]
+    # for_each binds the element to `this`; its parameter is the index (Rhai's for_each)
+    assert ev("let seen = []; [4, 5].for_each(|| seen.push(this)); seen") == [4, 5]
+    assert ev("let seen = []; [4, 5].for_each(|i| seen.push(i)); seen") == [0, 1]
 
 
 def test_closure_wrong_number_of_arguments(err):

@@ -14,7 +14,13 @@ SCRIPTS = sorted((Path(__file__).parent / "scripts").glob("*.rhai"))
 def test_script_output(script):
     printed = []
     eng = Engine(on_print=printed.append, on_debug=printed.append)
-    eng.run(eng.compile_file(script))
+    ast = eng.compile_file(script)
+    scope = eng.run(ast)
+    # a recipe-shaped script names the phases to call as entry functions afterwards
+    for doc in ast.module_docs:
+        if doc.strip().startswith("conformance-calls:"):
+            for fn in doc.split(":", 1)[1].split():
+                eng.call_fn(ast, fn, scope=scope)
     expected = script.with_suffix(".out").read_text()
     assert "\n".join(printed) + "\n" == expected
 

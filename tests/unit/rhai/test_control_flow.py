@@ -34,7 +34,7 @@ def test_switch_without_match_and_default_is_unit(ev):
 
 
 def test_switch_ranges_and_exact_values_take_precedence(ev):
-    src = 'fn f(x) { switch x { 0..10 => "low", 10..=20 => "mid", 5 => "five", _ => "hi" } }' \
+    src = 'fn f(x) { switch x { 5 => "five", 0..10 => "low", 10..=20 => "mid", _ => "hi" } }' \
           ' [f(3), f(5), f(10), f(20), f(21)]'
     assert ev(src) == ["low", "five", "mid", "mid", "hi"]
 
@@ -208,8 +208,27 @@ def test_valid_underscore_names(ev):
     assert ev("let _x = 1; let x_ = 2; let _x_ = 3; let r2d2 = 4; _x + x_ + _x_ + r2d2") == 10
 
 
-def test_duplicated_switch_case_is_a_syntax_error(err, ev):
-    e = err("switch 1 { 1 => 2, 2 => 3, 1 => 4 }")
-    assert e.kind == "ErrorParsing" and e.column == 28
-    # the same value with a guard is allowed
+def test_duplicated_switch_case_first_one_wins(ev):
+    # current Rhai deprecated its DuplicatedSwitchCase error: the first matching case runs
+    assert ev("switch 1 { 1 => 2, 2 => 3, 1 => 4 }") == 2
     assert ev("switch 1 { 1 if false => 2, 1 => 3 }") == 3
+
+
+def test_switch_number_after_ranges_is_a_syntax_error(err, ev):
+    # Rhai's WrongSwitchIntegerCase: exact numbers are matched first, so they come first
+    e = err("switch 42 { 10..20 => 1, 20..=42 => 2, 42 => 3 }")
+    assert e.kind == "ErrorParsing" and e.column == 40
+    assert ev("switch 42 { 42 => 'x', 10..20 => (), 20..=42 => 'a', 'w' => true }") == "x"
+    assert ev("switch 5 { 'a' => true, 4 | 5 | 6 => 42, 0..10 => 123, _ => 'x' }") == 42
+
+
+def test_for_loops_from_rhai_test_suite(ev):
+    # Rhai's own tests/for.rs
+    assert ev("let s = 0.0; for x in range(1.0, 10.0, 2.0) { s += x; } s") == 25.0
+    assert ev("let s = 0.0; for x in range(10.0, 1.0, -2.0) { s += x; } s") == 30.0
+    assert ev("let s = 0.0; for x in range(10.0, 1.0, 2.0) { s += x; } s") == 0.0
+    assert ev('let s = 0; for ch in chars("hello", 2..=3) { s += to_int(ch); } s') == 216
+    assert ev('let s = ""; for ch in chars("hello", 1, 2) { s += ch; } s') == "el"
+    # the loop variables are one shared variable: every closure sees the last values
+    assert ev("let a = []; for (x, i) in 100..110 { a += || i + x; }"
+              " let sum = 0; for fp in a { sum += call(fp); } sum") == 1180

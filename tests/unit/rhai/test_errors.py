@@ -189,3 +189,30 @@ def test_error_is_a_levitate_error():
 def test_error_positions_in_hot_code(err, src, pos):
     e = err(src)
     assert (e.line, e.column) == pos, (src, e)
+
+
+@pytest.mark.parametrize("src, col, op", [("let a = 1;\na++;", 2, "+"),
+                                          ("let a = 1; --a", 12, "-")])
+def test_increment_operators_say_what_to_write(err, src, col, op):
+    # Rhai reserves `++`/`--` ("This is not C or JavaScript!")
+    e = err(src)
+    assert e.kind == "ErrorParsing" and e.column == col
+    assert e.message == f"'{op}{op}' is not an operator in Rhai: write 'x {op}= 1'"
+
+
+def test_module_errors_name_the_namespace_as_written(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "util.rhai").write_text("fn install_bin(p) { p }\n")
+    (tmp_path / "main.rhai").write_text('import "lib/util" as u;\nu::instal_bin("x");\n')
+    eng = Engine()
+    with pytest.raises(RhaiError) as e:
+        eng.run(eng.compile_file(tmp_path / "main.rhai"))
+    assert e.value.message == ("Function not found: u::instal_bin (string); "
+                               "did you mean 'u::install_bin'?")
+    assert (e.value.line, e.value.column) == (2, 1)
+
+
+def test_unclosed_block_points_at_its_brace(err):
+    e = err("fn f() {\n  if true {\n    let x = 1;\n  }\n")
+    assert e.kind == "ErrorParsing" and (e.line, e.column) == (1, 8)
+    assert "never closed" in e.message and "fn f() {" in str(e)

@@ -240,3 +240,11 @@ def test_evaluation_order_is_left_to_right(ev, out):
 
 def test_operands_keep_order_around_statement_expressions(ev):
     assert ev("let x = 1; let y = x + { x = 10; 5 }; y") == 6
+
+
+def test_float_property_getters(ev, err):
+    # Rhai's math functions double as properties on floats (`get = "floor"` in its stdlib)
+    assert ev("let x = 2.5; [x.floor, x.ceiling, x.round, x.int, x.is_nan, x.is_finite]") == \
+        [2.0, 3.0, 3.0, 2.0, False, True]
+    assert ev("(-2.75).fraction") == -0.75
+    assert err("let n = 3; n.floor").kind == "ErrorDotExpr"

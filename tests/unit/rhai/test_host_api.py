@@ -250,3 +250,53 @@ def test_ast_is_reusable_across_engines():
     e2 = Engine()
     e2.register_fn("helper", lambda: "from e2")
     assert e2.call_fn(ast, "f") == "from e2"
+
+
+def test_host_constants_cannot_be_changed_by_scripts():
+    # a constant array handed to every recipe must come out of each run unchanged
+    eng = Engine(on_print=lambda s: None)
+    eng.register_const("FLAGS", ["-O2"])
+    with pytest.raises(RhaiError) as info:
+        eng.eval('FLAGS.push("-g");')
+    assert info.value.kind == "ErrorNonPureMethodCallOnConstant"
+    assert eng.eval('let f = FLAGS; f.push("-g"); push(FLAGS, "-x"); [f, FLAGS]') == \
+        [["-O2", "-g"], ["-O2"]]
+    assert eng.eval('fn f() { let a = FLAGS; a += ["-s"]; a } f()') == ["-O2", "-s"]
+    assert eng.eval("FLAGS") == ["-O2"]
+    scope = Scope()
+    scope.push_constant("DIRS", ["/usr"])
+    with pytest.raises(RhaiError) as info:
+        eng.eval('DIRS.push("/opt")', scope=scope)
+    assert info.value.kind == "ErrorNonPureMethodCallOnConstant"
+    assert scope["DIRS"] == ["/usr"]
+
+
+def test_function_call_style_host_function_gets_the_variable(engine):
+    engine.register_fn("add_file", lambda files, f: files.append(f))
+    assert engine.eval('let fs = []; add_file(fs, "a"); fs.add_file("b"); fs') == ["a", "b"]
+
+
+def test_compiled_code_is_not_shared_with_an_engine_that_overrides_a_method():
+    # `s.trim()` compiles to a write-back only when `trim` is the standard (in-place) one
+    src = 'let s = "  x  "; let r = s.trim(); [s, r]'
+    host = Engine()
+    host.register_fn("trim", lambda s: "host")
+    assert host.eval(src) == ["  x  ", "host"]
+    assert Engine().eval(src) == ["x", None]
+
+
+def test_private_functions_are_not_entry_points(engine):
+    # Rhai's call_fn does not reach `private fn` (tests/call_fn.rs)
+    ast = engine.compile("private fn add(x, n) { x + n }\nfn add_one(x) { add(x, 1) }")
+    with pytest.raises(RhaiError) as e:
+        engine.call_fn(ast, "add", 40, 2)
+    assert e.value.kind == "ErrorFunctionNotFound" and "private" in e.value.hint
+    assert engine.call_fn(ast, "add_one", 41) == 42
+
+
+def test_entry_function_changes_top_level_variables_in_function_call_style(engine):
+    ast = engine.compile('let version = " 1.0 "; let files = [];\n'
+                         'fn f() { trim(version); push(files, "a"); }')
+    scope = engine.run(ast)
+    engine.call_fn(ast, "f", scope=scope)
+    assert (scope["version"], scope["files"]) == ("1.0", ["a"])

@@ -90,6 +90,15 @@ def test_backtick_string_without_interpolation_is_a_plain_string_spanning_lines(
 
 def test_backtick_at_end_of_line_drops_the_first_newline():
     assert kinds("`\nhello\n`") == [("str", "hello\n")]
+    assert kinds("`\r\nhello`") == [("str", "hello")]
+    # only a line break right after the back-tick (Rhai's tests/string.rs)
+    assert kinds("` \nhello`") == [("str", " \nhello")]
+
+
+def test_doubled_backtick_is_a_literal_backtick():
+    assert kinds("`a``b`") == [("str", "a`b")]
+    assert kinds("````") == [("str", "`")]
+    assert kinds("`` + `x`") == [("str", ""), ("op", "+"), ("str", "x")]
 
 
 def test_nested_interpolation_with_braces_and_strings():

@@ -45,6 +45,10 @@ def test_operations_are_counted_per_call_not_per_engine():
     ("let a = [1]; loop { a += a; }", "Size of array"),
     ("let a = []; a.pad(5000, 0);", "Size of array"),
     ("let m = #{}; for i in 0..5000 { m[`k${i}`] = i; }", "Size of object map"),
+    # nested data is sized as a whole (as Rhai does): each copy doubles it, no array is big
+    ("let a = [[1]]; loop { a = [a, a]; }", "Size of array"),
+    ("let a = [[1]]; loop { a.push(a); }", "Size of array"),
+    ("let m = #{x: #{}}; loop { m = #{a: m, b: m}; }", "Size of object map"),
 ])
 def test_data_size_limits(src, what):
     lim = Limits(max_string_size=1000, max_array_size=1000, max_map_size=1000)
@@ -71,7 +75,7 @@ def test_closure_recursion_depth_is_limited():
     "(" * 500 + "1" + ")" * 500,
     "[" * 500 + "]" * 500,
     "{" * 500 + "}" * 500,
-    "-" * 500 + "1",
+    "- " * 500 + "1",  # (`--` is not an operator in Rhai)
     "if true { " * 300 + "1" + " }" * 300,
     "#{a: " * 300 + "1" + "}" * 300,
     "`${" * 200 + "1" + "}`" * 200,

@@ -51,6 +51,7 @@ def test_unexported_variable_is_hidden(recipes):
     with pytest.raises(RhaiError) as e:
         run(Engine(), recipes, 'import "lib/helpers" as h;\nh::hidden')
     assert e.value.kind == "ErrorVariableNotFound"
+    assert e.value.message == "Variable not found: h::hidden"  # as the script wrote it
     assert (e.value.line, e.value.column) == (2, 1)
 
 
@@ -58,6 +59,7 @@ def test_private_function_is_hidden(recipes):
     with pytest.raises(RhaiError) as e:
         run(Engine(), recipes, 'import "lib/helpers" as h;\nh::secret()')
     assert e.value.kind == "ErrorFunctionNotFound"
+    assert e.value.message == "Function not found: h::secret ()"
 
 
 def test_module_functions_are_not_reachable_without_namespace(recipes):

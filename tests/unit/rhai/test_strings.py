@@ -136,3 +136,12 @@ def test_method_on_wrong_type_names_types(err):
     assert e.kind == "ErrorFunctionNotFound"
     assert e.message == "Function not found: trim (i64)"
     assert (e.line, e.column) == (2, 3)
+
+
+def test_range_index_with_negative_end(ev):
+    # Rhai's tests/string.rs: a negative end counts from the end before `..=` adds one
+    assert ev('let y = "hello"; [y[1..=-1], y[1..-1], y[2..-4], y[2..-18], y[0..18]]') == \
+        ["ello", "ell", "", "", "hello"]
+    assert ev("[1, 2, 3, 4, 5][1..=-1]") == [2, 3, 4, 5]
+    assert ev("let a = [1, 2, 3, 4, 5]; [a.extract(1..=-1), a.extract(1..=3), a.extract(3..1)]") \
+        == [[2], [2, 3, 4], []]

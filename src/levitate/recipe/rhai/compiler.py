@@ -1041,6 +1041,13 @@ class Compiler:
 
     def e_var(self, e: A.Var):
         vi = self.lookup(e.name)
+        if vi is None and e.name in self.fn_by_name:
+            # short-hand function pointer: the name of a script function is `Fn("name")`
+            # unless a variable of that name is visible
+            b, _, _ = self.native_binding("Fn", 1)
+            return self.ifexp(self.call("_isdefv", [self.name("_e"), self.const(e.name)]),
+                              self.call("_getv", [self.name("_e"), self.const(e.name)]),
+                              self.call(b, [self.name("_d"), self.const(e.name)]))
         if vi is None:
             return self.call("_getv", [self.name("_e"), self.const(e.name)])
         if vi.kind == "module":
@@ -1054,7 +1061,8 @@ class Compiler:
     def e_nsvar(self, e: A.NsVar):
         if e.path == ["global"]:
             return self.call("_gvar", [self.name("_G"), self.const(e.name)])
-        return self.call("_mvar", [self.module_ref(e.path, e), self.const(e.name)])
+        return self.call("_mvar", [self.module_ref(e.path, e), self.const(e.name),
+                                   self.const("::".join(e.path))])
 
     def module_ref(self, path, node):
         vi = self.lookup(path[0], key="::" + path[0])
@@ -1117,7 +1125,7 @@ class Compiler:
         if len(stmts) == 1 and type(stmts[0]) is A.ExprStmt and type(stmts[0].expr) not in (
                 A.If, A.Switch, A.BlockExpr, A.StmtExpr):
             self.st.scopes.append({})
-            v = self.expr(stmts[0].expr)
+            v = self.cp_if_place(stmts[0].expr, self.expr(stmts[0].expr))
             self.st.scopes.pop()
             return v
         t = self.tmp()
@@ -1203,12 +1211,12 @@ class Compiler:
     def e_binary(self, e: A.Binary):
         op = e.op
         if op == "??":
-            a = self.expr(e.left)
+            a = self.cp_if_place(e.left, self.expr(e.left))
             if isinstance(a, P.Constant) and a.value is not None:
                 return a
             saved = self.out
             self.out = []
-            b = self.expr(e.right)
+            b = self.cp_if_place(e.right, self.expr(e.right))
             buf = self.out
             self.out = saved
             if not buf:
@@ -1458,7 +1466,8 @@ class Compiler:
             args = self.args(e.args)
             m = self.module_ref(e.namespace, e)
             return self.call("_mcall", [self.name("_d"), m, self.const(name),
-                                        self._p(P.Tuple(elts=args, ctx=LOAD))])
+                                        self._p(P.Tuple(elts=args, ctx=LOAD)),
+                                        self.const("::".join(e.namespace))])
         key = (name, n)
         if key in self.fns:
             return self.script_call(key, self.args(e.args))
@@ -1480,9 +1489,20 @@ class Compiler:
             return self.call("_callvar", [self.name("_d"), self.const(name), fv,
                                           self._p(P.Tuple(elts=args, ctx=LOAD))])
         b, ctx, mut = self.native_binding(name, n)
-        if mut and n >= 1 and _is_place(e.args[0]):
-            return self.mut_call(b, ctx, e.args[0], e.args[1:])
-        args = self.args(e.args)
+        # Rhai passes a variable given as the first argument of a native function by
+        # reference (`push(a, 1)` changes `a`, as `a.push(1)` does); a constant is copied.
+        first = e.args[0] if n and type(e.args[0]) is A.Var else None
+        if first is not None:
+            fvi = self.lookup(first.name)
+            if fvi is not None and (fvi.kind != "local" or fvi.const):
+                first = None
+        if mut and first is not None:
+            return self.mut_call(b, ctx, first, e.args[1:])
+        if first is not None:
+            vals = self.exprs(e.args)
+            args = [vals[0]] + [self.cp_if_place(a, v) for a, v in zip(e.args[1:], vals[1:])]
+        else:
+            args = self.args(e.args)
         if ctx:
             args = [self.name("_d")] + args
         c = self.call(b, args)
@@ -1561,6 +1581,15 @@ class Compiler:
                                                      [self.name(rt)]), body=store, orelse=[])))
             return self.name(r)
         b, ctx, mut = self.native_binding(name, n + 1)
+        if type(e.target) is A.Var and name in MUT_NAMES:
+            # Rhai refuses a method that changes its receiver on a constant
+            vi = self.lookup(e.target.name)
+            if vi is None:
+                self.emit(self.stmt_expr(self.call("_chkpure", [
+                    self.name("_e"), self.const(e.target.name), self.const(name)])))
+            elif vi.const:
+                self.emit(self.stmt_expr(self.call("_nonpure_err", [
+                    self.const(name), self.const(e.target.name)])))
         if mut and is_place:
             return self.mut_call(b, ctx, e.target, e.args, e)
         vals = self.exprs([e.target] + e.args)

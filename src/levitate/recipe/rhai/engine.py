@@ -209,7 +209,11 @@ class Engine:
     def _program(self, source: str, name: str | None, path: str | None) -> Program:
         ops_check, limits_check, depth = self._flags()
         digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
-        key = (digest, name, path, ops_check, limits_check, depth)
+        # host functions replacing standard ones that change their receiver are compiled
+        # differently (no write-back): programs are not shared across such engines
+        overrides = tuple(sorted(k for k in self._host
+                                 if (e := stdlib.TABLE.get(k)) is not None and (e.mut or e.ctx)))
+        key = (digest, name, path, ops_check, limits_check, depth, overrides)
         with _CACHE_LOCK:
             prog = _CACHE.get(key)
         if prog is not None:
@@ -311,6 +315,12 @@ class Engine:
             self._exec_main(ast, scope)
         inst = scope._instance
         fn = inst.fns.get((name, len(args)))
+        if fn is not None and inst.fn_meta[(name, len(args))][2]:
+            # as in Rhai, a `private fn` is not an entry point for the host
+            raise RhaiError("ErrorFunctionNotFound", f"Function not found: {name} (private)",
+                            source_name=ast.source_name,
+                            hint=f"'{name}' is declared 'private fn': remove 'private' to "
+                            "call it from the host", fields={"function": name})
         if fn is None:
             err = inst.fn_not_found(name, tuple(to_rhai(a) for a in args))
             err.source_name = ast.source_name

@@ -143,6 +143,10 @@ class Lexer:
             elif kind == "op":
                 text = m.group()
                 pos = m.end()
+                if text in ("+", "-") and src.startswith(text, pos):
+                    # Rhai reserves `++` and `--`; say what to write instead
+                    raise self.error(f"'{text}{text}' is not an operator in Rhai: write "
+                                     f"'x {text}= 1'", self.line, col)
                 if text == "!" and src.startswith("in", pos) and not (
                         pos + 2 < n and (src[pos + 2].isalnum() or src[pos + 2] == "_")):
                     pos += 2
@@ -368,9 +372,9 @@ class Lexer:
         n = len(src)
         line = self.line
         self.pos += 1
-        # a back-tick at the end of a line: the text starts on the next line
+        # a line break right after the opening back-tick is skipped (as in Rhai)
         j = self.pos
-        while j < n and src[j] in " \t\r":
+        if src.startswith("\r\n", j):
             j += 1
         if j < n and src[j] == "\n":
             self.pos = j + 1
@@ -383,6 +387,10 @@ class Lexer:
                 raise self.error("unterminated back-tick string: expecting '`'", line, col)
             c = src[self.pos]
             if c == "`":
+                if src.startswith("``", self.pos):  # a doubled back-tick is a literal one
+                    buf.append("`")
+                    self.pos += 2
+                    continue
                 self.pos += 1
                 break
             if c == "$" and src.startswith("${", self.pos):

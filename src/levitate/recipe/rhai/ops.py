@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 
+from . import values as _values
 from .errors import RhaiError
 from .values import (INT_MAX, INT_MIN, Char, FnPtr, RhaiRange, copy_value, to_string,
                      type_name)
@@ -54,6 +55,16 @@ def set_limits(new: Limits) -> Limits:
 def too_large(what: str) -> RhaiError:
     return RhaiError("ErrorDataTooLarge", f"{what} too large", fields={"type": what},
                      hint="the engine's data size limits stop runaway scripts")
+
+
+def _nested_limits() -> tuple[int, int]:
+    cur = limits()
+    return cur.max_array_size, cur.max_map_size
+
+
+# copying nested data (values.copy_value) counts against these limits
+_values.nested_limits = _nested_limits
+_values.data_too_large = too_large
 
 
 def chk_str(s):
@@ -502,9 +513,11 @@ def _idx_type(obj, i):
 
 
 def _range_slice(r: RhaiRange, n: int):
-    start, end = r.start, (r.end + 1 if r.inclusive else r.end)
+    start, end = r.start, r.end
     start = max(0, start + n if start < 0 else start)
-    end = max(0, end + n if end < 0 else end)
+    end = max(0, end + n if end < 0 else end)  # negative ends count from the end first
+    if r.inclusive:
+        end += 1
     return min(start, n), min(max(end, start), n)
 
 

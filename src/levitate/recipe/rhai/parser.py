@@ -183,6 +183,10 @@ class Parser:
         stmts = self.statements()
         self.block_level -= 1
         self.depth -= 1
+        if self.tok.kind == "eof":
+            # point at the brace that is never closed, not past the end of the script
+            raise self.error("this '{' is never closed: expecting '}' before the end of the "
+                             "script", t)
         self.expect_op("}", "to close the block")
         return A.Block(stmts, line=t.line, col=t.col)
 
@@ -673,7 +677,7 @@ class Parser:
         self.expect_op("{", "to start the cases of 'switch'")
         cases = []
         default = None
-        seen: set = set()
+        seen_range = False
         while not self.at_op("}"):
             ct = self.tok
             if default is not None:
@@ -697,14 +701,14 @@ class Parser:
                 body = self.case_body()
                 for v in values:
                     self._check_case_value(v)
-                    if guard is None and isinstance(v, A.Lit):
-                        key = (type(v.value), v.value)
-                        if key in seen:
-                            raise RhaiSyntaxError("duplicated 'switch' case (add an 'if' "
-                                                  "condition or merge the cases)", v.line,
-                                                  v.col, source_name=self.source_name,
-                                                  source=self.source)
-                        seen.add(key)
+                    if isinstance(v, A.Binary):  # a range
+                        seen_range = True
+                    elif (seen_range and isinstance(v, A.Lit) and type(v.value) in (int, float)
+                          and type(v.value) is not bool):
+                        # Rhai matches exact values before ranges and insists on the order
+                        raise RhaiSyntaxError("a numeric 'switch' case must come before the "
+                                              "range cases", v.line, v.col,
+                                              source_name=self.source_name, source=self.source)
                 cases.append(A.SwitchCase(values, guard, body, line=ct.line, col=ct.col))
             last = default if default is not None else cases[-1].body
             if self.at_op(","):

@@ -169,10 +169,13 @@ class Ctx:
 
     def call_flex(self, fp, base, extra):
         """Call with `base` args, plus `extra` ones if the function takes them (`map` passes
-        the index to `|x, i|`)."""
+        the index to `|x, i|`). A function without parameters gets the element (the first
+        base argument) as `this`, as Rhai's array methods do (`a.map(|| this * 2)`)."""
         n = self.inst.fnptr_arity(fp)
         if n is not None and n > len(base):
             return self.inst.call_fnptr(self.d, fp, base + extra[:n - len(base)])
+        if n == 0 and len(base) == 1:
+            return self.inst.call_fnptr(self.d, fp, (), this=Cell(base[0]))
         return self.inst.call_fnptr(self.d, fp, base)
 
     def caller(self, fp, nbase, nextra=0):
@@ -181,6 +184,9 @@ class Ctx:
         `nbase + nextra` if the function takes the extra ones (`|x, i|`)."""
         inst = self.inst
         n = inst.fnptr_arity(fp)
+        if n == 0 and nbase == 1:
+            d = self.d
+            return (lambda x, *_: inst.call_fnptr(d, fp, (), this=Cell(x))), False
         extra = n is not None and nextra and n > nbase
         if fp.fn is not None and fp.arity is not None:
             want = nbase + (min(nextra, n - nbase) if extra else 0)
@@ -340,7 +346,8 @@ class Instance:
             "_S": state, "_MAXD": engine.limits.max_call_levels or 1_000_000,
             "_MAXOPS": engine.limits.max_operations or (1 << 62), "_G": self.G,
             "_getv": self._getv, "_setv": self._setv, "_chkconst": self._chkconst,
-            "_const_err": self._const_err, "_isdefv": self._isdefv, "_gvar": self._gvar,
+            "_const_err": self._const_err, "_nonpure_err": self._nonpure_err,
+            "_chkpure": self._chkpure, "_isdefv": self._isdefv, "_gvar": self._gvar,
             "_prop": self._prop, "_setprop": self._setprop, "_callvar": self._callvar,
             "_callm": self._callm, "_mcall": self._mcall, "_mvar": self._mvar,
             "_msub": self._msub, "_static_module": self._static_module, "_gmod": self._gmod,
@@ -476,13 +483,14 @@ class Instance:
 
     # --- variables -----------------------------------------------------------------------
     def _getv(self, e, name):
+        # a constant array or map is handed out as a copy: nothing changes the host's value
         if e is not None:
             v = e.vars.get(name, _MISSING)
             if v is not _MISSING:
-                return v
+                return copy_value(v) if name in e.consts else v
         v = self.engine._constants.get(name, _MISSING)
         if v is not _MISSING:
-            return v
+            return copy_value(v)
         raise self._var_not_found(e, name)
 
     def _var_not_found(self, e, name):
@@ -528,6 +536,17 @@ class Instance:
     def _const_err(self, name):
         raise self._const_error(name)
 
+    @staticmethod
+    def _nonpure_err(method, name):
+        raise RhaiError("ErrorNonPureMethodCallOnConstant",
+                        f"Non-pure method '{method}' cannot be called on constant {name}",
+                        hint=f"copy it first: let v = {name}; v.{method}(...)")
+
+    def _chkpure(self, e, name, method):
+        if (e is not None and name in e.consts) or (
+                (e is None or name not in e.vars) and name in self.engine._constants):
+            self._nonpure_err(method, name)
+
     def _isdefv(self, e, name):
         return (e is not None and name in e.vars) or name in self.engine._constants
 
@@ -537,7 +556,7 @@ class Instance:
             raise RhaiError("ErrorVariableNotFound", f"Variable not found: global::{name}",
                             hint="only constants declared with 'const' at global level are "
                             "in 'global'", fields={"variable": f"global::{name}"})
-        return v
+        return copy_value(v)
 
     def _export_scope(self, e, loc, topvars):
         if e is None:
@@ -707,25 +726,27 @@ class Instance:
                             fields={"module": f"{m.name}::{name}"})
         return sub
 
-    def _mvar(self, m, name):
+    def _mvar(self, m, name, ns=None):
         v = m.vars.get(name, _MISSING)
         if v is _MISSING:
+            ns = ns or m.name  # the namespace as the script wrote it (`h::x`)
             close = did_you_mean(name, m.vars)
             raise RhaiError("ErrorVariableNotFound",
-                            f"Variable not found: {m.name}::{name}" +
+                            f"Variable not found: {ns}::{name}" +
                             (f"; did you mean '{close}'?" if close else ""),
                             hint=None if close else "a module only shares variables it "
                             "exports ('export let x = ...')",
-                            fields={"variable": f"{m.name}::{name}"})
+                            fields={"variable": f"{ns}::{name}"})
         return copy_value(v)
 
-    def _mcall(self, d, m, name, args):
+    def _mcall(self, d, m, name, args, ns=None):
         f = m.fns.get((name, len(args)))
         if f is None:
-            sig = f"{m.name}::{name} ({', '.join(type_name(a) for a in args)})"
+            ns = ns or m.name
+            sig = f"{ns}::{name} ({', '.join(type_name(a) for a in args)})"
             close = did_you_mean(name, {k[0] for k in m.fns})
             raise RhaiError("ErrorFunctionNotFound", f"Function not found: {sig}" +
-                            (f"; did you mean '{m.name}::{close}'?" if close else ""),
+                            (f"; did you mean '{ns}::{close}'?" if close else ""),
                             fields={"function": sig})
         fn, kind = f
         if kind == "native":

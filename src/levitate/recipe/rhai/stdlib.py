@@ -27,7 +27,7 @@ from .errors import RhaiError
 from .ops import (INT_MAX, INT_MIN, chk_arr, chk_str, eq, lt, mismatch, not_found,
                   too_large)
 from . import ops
-from .values import Char, FnPtr, RhaiRange, copy_value, to_debug, to_string, type_name
+from .values import Cell, Char, FnPtr, RhaiRange, copy_value, to_debug, to_string, type_name
 
 
 class Native:
@@ -407,6 +407,22 @@ reg("is_finite", 1)(lambda v: math.isfinite(v) if type(v) is float
                     else _raise(not_found("is_finite", v)))
 reg("is_infinite", 1)(lambda v: math.isinf(v) if type(v) is float
                       else _raise(not_found("is_infinite", v)))
+
+
+def _float_getter(name):
+    """Rhai's property form of a float method (`x.floor`, `x.is_nan`)."""
+    fn = TABLE[(name, 1)].fn
+
+    def g(v):
+        if type(v) is not float:
+            raise NoGetter
+        return fn(v)
+    GETTERS[name] = g
+
+
+for _name in ("floor", "ceiling", "round", "int", "fraction", "is_nan", "is_finite",
+              "is_infinite"):
+    _float_getter(_name)
 reg("PI", 0)(lambda: math.pi)
 reg("E", 0)(lambda: math.e)
 
@@ -428,6 +444,17 @@ def _range3(a, b, step):
         if step == 0:
             raise RhaiError("ErrorArithmetic", "step value cannot be zero")
         return range(a, b, step)
+    if all(type(x) is float or type(x) is int for x in (a, b, step)) and float in (
+            type(a), type(b), type(step)):
+        # Rhai's floating-point step range, walked eagerly (capped by the array limit)
+        if step == 0:
+            raise RhaiError("ErrorArithmetic", "step value cannot be zero")
+        out, x = [], float(a)
+        while (x < b) if step > 0 else (x > b):
+            out.append(x)
+            chk_arr(out)
+            x += step
+        return out
     raise not_found("range", a, b, step)
 
 
@@ -529,7 +556,7 @@ def _index_of(ctx, s, x, start=0):
         i = max(0, n + start) if start < 0 else start
         if type(x) is FnPtr:
             for j in range(i, n):
-                if _truthy(ctx.call_flex(x, (s[j],), (j,)), "index_of"):
+                if _truthy(ctx.call_flex(x, (copy_value(s[j]),), (j,)), "index_of"):
                     return j
             return -1
         for j in range(i, n):
@@ -805,10 +832,10 @@ def _get(s, i):
         n = len(s)
         j = n + i if i < 0 else i
         if 0 <= j < n:
-            return Char(s[j]) if t is str else s[j]
+            return Char(s[j]) if t is str else copy_value(s[j])
         return None
     if t is dict and _is_str(i):
-        return s.get(str(i))
+        return copy_value(s.get(str(i)))
     raise not_found("get", s, i)
 
 
@@ -839,6 +866,14 @@ def _chars(s):
     if _is_str(s):
         return [Char(c) for c in s]
     raise not_found("chars", s)
+
+
+@reg("chars", 2, 3)
+def _chars_of(s, start, length=None):
+    """`chars(s, 2..=3)`, `chars(s, from)`, `chars(s, from, len)`: the characters of a part."""
+    if _is_str(s) and type(start) in (int, RhaiRange) and type(length) in (int, type(None)):
+        return [Char(c) for c in _sub_string(s, start, length)]
+    raise not_found("chars", s, start, *(() if length is None else (length,)))
 
 
 @reg("is_whitespace", 1)
@@ -933,7 +968,7 @@ def _sort2(ctx, a, f):
         raise not_found("sort", a, f)
 
     def cmp(x, y):
-        r = ctx.call(f, x, y)
+        r = ctx.call(f, copy_value(x), copy_value(y))
         if type(r) is int:
             return (r > 0) - (r < 0)
         if type(r) is bool:  # tolerate `|a, b| a < b`-style comparators
@@ -970,8 +1005,8 @@ def _map(ctx, a, f):
     if type(a) is list and type(f) is FnPtr:
         call, with_index = ctx.caller(f, 1, 1)
         if with_index:
-            return [call(x, i) for i, x in enumerate(list(a))]
-        return [call(x) for x in list(a)]
+            return [call(x, i) for i, x in enumerate(copy_value(a))]
+        return [call(x) for x in copy_value(a)]
     raise not_found("map", a, f)
 
 
@@ -987,25 +1022,33 @@ def _filter(ctx, a, f):
     if type(a) is list and type(f) is FnPtr:
         call, with_index = ctx.caller(f, 1, 1)
         if with_index:
-            return [copy_value(x) for i, x in enumerate(list(a)) if _check_bool(call(x, i))]
+            return [x for i, x in enumerate(copy_value(a)) if _check_bool(call(x, i))]
         out = []
-        for x in list(a):
+        for x in copy_value(a):
             r = call(x)
             if r is True or (r is not False and _check_bool(r)):
-                out.append(copy_value(x) if type(x) is list or type(x) is dict else x)
+                out.append(x)
         return out
     if type(a) is dict and type(f) is FnPtr:
         return {k: copy_value(v) for k, v in list(a.items())
-                if _truthy(ctx.call(f, k, v), "filter")}
+                if _truthy(ctx.call(f, k, copy_value(v)), "filter")}
     raise not_found("filter", a, f)
 
 
-@reg("for_each", 2, ctx=True)
+@reg("for_each", 2, ctx=True, pure=False)
 def _for_each(ctx, a, f):
+    """Rhai's `for_each`: each element is `this` (changes are kept); the optional parameter
+    is the index (`a.for_each(|i| this *= i)`)."""
     f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
-        for i, x in enumerate(list(a)):
-            ctx.call_flex(f, (x,), (i,))
+        takes_index = ctx.inst.fnptr_arity(f) != 0
+        for i in range(len(a)):
+            if i >= len(a):
+                break
+            cell = Cell(a[i])
+            ctx.inst.call_fnptr(ctx.d, f, (i,) if takes_index else (), this=cell)
+            if i < len(a):
+                a[i] = cell.v
         return None
     raise not_found("for_each", a, f)
 
@@ -1015,7 +1058,7 @@ def _reduce(ctx, a, f, init=None):
     f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         acc = init
-        for i, x in enumerate(list(a)):
+        for i, x in enumerate(copy_value(a)):
             acc = ctx.call_flex(f, (acc, x), (i,))
         return acc
     raise not_found("reduce", a, f)
@@ -1026,7 +1069,7 @@ def _reduce_rev(ctx, a, f, init=None):
     f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
         acc = init
-        items = list(a)
+        items = copy_value(a)
         for i in range(len(items) - 1, -1, -1):
             acc = ctx.call_flex(f, (acc, items[i]), (i,))
         return acc
@@ -1038,7 +1081,8 @@ def _reduce_rev(ctx, a, f, init=None):
 def _some(ctx, a, f):
     f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
-        return any(_truthy(ctx.call_flex(f, (x,), (i,)), "some") for i, x in enumerate(list(a)))
+        return any(_truthy(ctx.call_flex(f, (x,), (i,)), "some")
+                   for i, x in enumerate(copy_value(a)))
     raise not_found("some", a, f)
 
 
@@ -1046,7 +1090,8 @@ def _some(ctx, a, f):
 def _all(ctx, a, f):
     f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
-        return all(_truthy(ctx.call_flex(f, (x,), (i,)), "all") for i, x in enumerate(list(a)))
+        return all(_truthy(ctx.call_flex(f, (x,), (i,)), "all")
+                   for i, x in enumerate(copy_value(a)))
     raise not_found("all", a, f)
 
 
@@ -1054,7 +1099,7 @@ def _all(ctx, a, f):
 def _find(ctx, a, f):
     f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
-        for i, x in enumerate(list(a)):
+        for i, x in enumerate(copy_value(a)):
             if _truthy(ctx.call_flex(f, (x,), (i,)), "find"):
                 return copy_value(x)
         return None
@@ -1065,7 +1110,7 @@ def _find(ctx, a, f):
 def _find_map(ctx, a, f):
     f = _fp(ctx, f)
     if type(a) is list and type(f) is FnPtr:
-        for i, x in enumerate(list(a)):
+        for i, x in enumerate(copy_value(a)):
             r = ctx.call_flex(f, (x,), (i,))
             if r is not None:
                 return r
@@ -1079,13 +1124,14 @@ def _retain(ctx, a, f):
     if type(a) is list and type(f) is FnPtr:
         keep, gone = [], []
         for i, x in enumerate(list(a)):
-            (keep if _truthy(ctx.call_flex(f, (x,), (i,)), "retain") else gone).append(x)
+            kept = _truthy(ctx.call_flex(f, (copy_value(x),), (i,)), "retain")
+            (keep if kept else gone).append(x)
         a[:] = keep
         return gone
     if type(a) is dict and type(f) is FnPtr:
         gone = {}
         for k, v in list(a.items()):
-            if not _truthy(ctx.call(f, k, v), "retain"):
+            if not _truthy(ctx.call(f, k, copy_value(v)), "retain"):
                 gone[k] = a.pop(k)
         return gone
     raise not_found("retain", a, f)
@@ -1097,13 +1143,13 @@ def _drain(ctx, a, f):
     if type(a) is list and type(f) is FnPtr:
         keep, gone = [], []
         for i, x in enumerate(list(a)):
-            (gone if _truthy(ctx.call_flex(f, (x,), (i,)), "drain") else keep).append(x)
+            (gone if _truthy(ctx.call_flex(f, (copy_value(x),), (i,)), "drain") else keep).append(x)
         a[:] = keep
         return gone
     if type(a) is dict and type(f) is FnPtr:
         gone = {}
         for k, v in list(a.items()):
-            if _truthy(ctx.call(f, k, v), "drain"):
+            if _truthy(ctx.call(f, k, copy_value(v)), "drain"):
                 gone[k] = a.pop(k)
         return gone
     raise not_found("drain", a, f)
@@ -1155,8 +1201,8 @@ def _extract(a, start, length=None):
         raise not_found("extract", a, start)
     if type(start) is RhaiRange and length is None:
         st = max(start.start, 0)
-        en = start.end + (1 if start.inclusive else 0)
-        return copy_value(a[st:max(en, st)])
+        en = max(start.end, st) + (1 if start.inclusive else 0)  # Rhai's clamping
+        return copy_value(a[st:en])
     if type(start) is not int or (length is not None and type(length) is not int):
         raise not_found("extract", a, start)
     if length is None:
@@ -1205,7 +1251,7 @@ def _dedup2(ctx, a, f):
         raise not_found("dedup", a, f)
     out = []
     for x in a:
-        if not out or not _truthy(ctx.call(f, out[-1], x), "dedup"):
+        if not out or not _truthy(ctx.call(f, copy_value(out[-1]), copy_value(x)), "dedup"):
             out.append(x)
     a[:] = out
     return None
@@ -1221,7 +1267,7 @@ def _join(a, sep=""):
 @reg("zip", 3, ctx=True)
 def _zip(ctx, a, b, f):
     if type(a) is list and type(b) is list and type(f) is FnPtr:
-        return [ctx.call(f, x, y) for x, y in zip(list(a), list(b))]
+        return [ctx.call(f, x, y) for x, y in zip(copy_value(a), copy_value(b))]
     raise not_found("zip", a, b, f)
 
 
@@ -1277,6 +1323,8 @@ def _to_json(m):
             return [conv(x) for x in v]
         if v is None or t in (bool, int, float, str, Char):
             return v
+        if t is FnPtr:  # Rhai writes a function pointer as its name (with its curried values)
+            return [v.name, *map(conv, v.curry)] if v.curry else v.name
         return to_string(v)
     if type(m) is dict or type(m) is list:
         return json.dumps(conv(m), separators=(",", ":"), ensure_ascii=False)

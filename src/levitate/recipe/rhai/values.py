@@ -247,13 +247,44 @@ def to_debug(v) -> str:
 # --- copying (value semantics) ------------------------------------------------------------
 
 def copy_value(v):
-    """A deep copy of arrays and maps; other values are immutable and returned as they are."""
+    """A deep copy of arrays and maps; other values are immutable and returned as they are.
+
+    Copying nested containers counts all their elements against the running engine's array
+    and map size limits (Rhai sizes nested data as a whole): without it `a = [a, a]` in a loop
+    doubles the data each time while every single array stays tiny."""
     t = type(v)
     if t is list:
-        return [copy_value(x) if type(x) in _MUTABLE else x for x in v]
+        if _MUTABLE.isdisjoint(map(type, v)):
+            return v[:]
+        return _copy_nested(v, [0, 0, *nested_limits()])
     if t is dict:
-        return {k: (copy_value(x) if type(x) in _MUTABLE else x) for k, x in v.items()}
+        if _MUTABLE.isdisjoint(map(type, v.values())):
+            return v.copy()
+        return _copy_nested(v, [0, 0, *nested_limits()])
     return v
+
+
+def _copy_nested(v, count):
+    """count: [arrays seen, maps seen, max arrays, max maps] (0 = no limit)."""
+    if type(v) is list:
+        count[0] += len(v)
+        if count[2] and count[0] > count[2]:
+            raise data_too_large("Size of array")
+        return [_copy_nested(x, count) if type(x) in _MUTABLE else x for x in v]
+    count[1] += len(v)
+    if count[3] and count[1] > count[3]:
+        raise data_too_large("Size of object map")
+    return {k: (_copy_nested(x, count) if type(x) in _MUTABLE else x) for k, x in v.items()}
+
+
+def nested_limits() -> tuple[int, int]:
+    """(max array size, max map size) of the running engine; replaced by `ops`."""
+    return (0, 0)
+
+
+def data_too_large(what: str) -> Exception:
+    """The error for a limit hit while copying; replaced by `ops` (which owns the limits)."""
+    return MemoryError(f"{what} too large")
 
 
 _MUTABLE = frozenset({list, dict})
