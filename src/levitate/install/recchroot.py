@@ -1,0 +1,203 @@
+"""recchroot: run a command (or a login shell) inside ROOT with the API filesystems, like arch-chroot.
+
+    recchroot ROOT [COMMAND...]
+
+Binds /dev, /dev/pts, /proc, /sys, /sys/firmware/efi/efivars (when the host has it) and /run
+(with what is mounted below it, such as the live medium) into ROOT, and the host's resolv.conf
+over ROOT/etc/resolv.conf (following a symlinked one as arch-chroot does, creating an empty file
+to bind onto when needed), so name resolution works in the chroot. ROOT itself is bound onto
+itself when it is not a mount point, so tools in the chroot see a mounted /.
+
+Everything is mounted in a private mount namespace, invisible to the rest of the system, and
+unmounted in reverse order when the command ends, fails or is interrupted (Ctrl-C, SIGTERM,
+SIGHUP); where a namespace cannot be made (or with --no-unshare) the mounts are tracked and undone
+the same way. The exit status is the command's (128+N when a signal N ended it); recchroot's own
+errors: 1 (ROOT missing, not a directory, or /; a mount failed), 2 (bad command line), 126/127
+(the command cannot be run / is not found in ROOT, as chroot(1) says).
+
+Standard library only: it runs with the live system's own python3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+
+from ..util.errors import LevitateError
+from . import mounts
+from .cli import Interrupted, run_tool
+
+PROG = "recchroot"
+CLONE_NEWNS = 0x00020000
+MS_REC, MS_PRIVATE = 0x4000, 1 << 18
+SHELLS = ("/bin/bash", "/usr/bin/bash", "/bin/sh")
+
+
+class Mounts:
+    """The mounts recchroot made, undone in reverse; files it created to bind onto, removed."""
+
+    def __init__(self) -> None:
+        self.mounted: list[tuple[str, bool]] = []     # (target, recursive)
+        self.created: list[str] = []
+
+    def bind(self, source: str, target: str, *, recursive: bool = False) -> None:
+        proc = subprocess.run(["mount", "--rbind" if recursive else "--bind", source, target],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            reason = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            raise LevitateError(f"cannot bind {source} onto {target}: {reason}")
+        self.mounted.append((target, recursive))
+
+    def undo(self) -> list[str]:
+        """Unmount everything (recursive binds with what is below them); the targets that stayed."""
+        stuck = []
+        while self.mounted:
+            target, recursive = self.mounted.pop()
+            proc = subprocess.run(["umount", "-R", target] if recursive else ["umount", target], capture_output=True)
+            if proc.returncode != 0 and not mounts.umount(target):
+                stuck.append(target)
+        while self.created:
+            try:
+                os.unlink(self.created.pop())
+            except OSError:
+                pass
+        return stuck
+
+
+def private_namespace() -> bool:
+    """Move this process into its own mount namespace (mounts made here stay here)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWNS) != 0:
+            return False
+        if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def resolv_conf_target(root: str, track: Mounts) -> str | None:
+    """Where the host's resolv.conf goes: ROOT/etc/resolv.conf, or where it points when it is a
+    symlink (absolute links taken inside ROOT, relative ones from ROOT/etc; nested links are not
+    followed, as in arch-chroot); an empty file is made there when nothing is."""
+    if not os.path.exists("/etc/resolv.conf"):
+        return None
+    path = f"{root}/etc/resolv.conf"
+    if os.path.islink(path):
+        link = os.readlink(path)
+        path = f"{root}{link}" if link.startswith("/") else f"{root}/etc/{link}"
+    if os.path.isfile(path):
+        return path
+    if os.path.lexists(path):
+        return None                                   # a dangling nested link or a directory: leave it
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "x"):
+        pass
+    track.created.append(path)
+    return path
+
+
+def setup(root: str, track: Mounts) -> None:
+    if not mounts.is_mount_point(root):
+        track.bind(root, root)
+    for sub in ("proc", "sys", "dev", "dev/pts", "run"):
+        os.makedirs(f"{root}/{sub}", exist_ok=True)
+    track.bind("/proc", f"{root}/proc")
+    track.bind("/sys", f"{root}/sys")
+    efivars = "/sys/firmware/efi/efivars"
+    if mounts.is_mount_point(efivars) and os.path.isdir(f"{root}{efivars}"):
+        track.bind(efivars, f"{root}{efivars}")
+    track.bind("/dev", f"{root}/dev")
+    track.bind("/dev/pts", f"{root}/dev/pts")
+    track.bind("/run", f"{root}/run", recursive=True)
+    resolv = resolv_conf_target(root, track)
+    if resolv and not os.path.samefile(resolv, "/etc/resolv.conf"):
+        track.bind("/etc/resolv.conf", resolv)
+
+
+def default_command(root: str) -> list[str]:
+    """A login shell: $SHELL when ROOT has it, else bash, else sh."""
+    candidates = [os.environ["SHELL"]] if os.environ.get("SHELL") else []
+    for shell in candidates + list(SHELLS):
+        if os.access(f"{root}{shell}", os.X_OK):
+            return [shell, "-l"]
+    raise LevitateError(f"{root} has no shell ({', '.join(SHELLS)})", "give the command to run")
+
+
+def run_inside(root: str, command: list[str]) -> int:
+    """Run `command` chrooted; Ctrl-C goes to it (the terminal's process group), SIGTERM/SIGHUP
+    to recchroot are passed on; its status, shell-style."""
+    def enter() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)     # ignored by recchroot, not by the command
+        os.chroot(root)
+        os.chdir("/")
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    child = None
+    try:
+        child = subprocess.Popen(command, preexec_fn=enter, restore_signals=True)
+        while True:
+            try:
+                status = child.wait()
+                break
+            except Interrupted as exc:                   # SIGTERM/SIGHUP: pass it on, then wait
+                child.send_signal(exc.args[0] if exc.args else signal.SIGTERM)
+    except FileNotFoundError:
+        raise LevitateError(f"{command[0]}: command not found in {root}", exit_code=127) from None
+    except PermissionError:
+        raise LevitateError(f"{command[0]}: permission denied in {root}", exit_code=126) from None
+    except subprocess.SubprocessError as exc:
+        raise LevitateError(f"cannot enter {root}: {exc}") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - status if status < 0 else status
+
+
+def recchroot(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise LevitateError("recchroot must run as root", "run it with sudo")
+    if not os.path.exists(args.root):
+        raise LevitateError(f"{args.root} does not exist", "mount the new root there first")
+    if not os.path.isdir(args.root):
+        raise LevitateError(f"{args.root} is not a directory", "give the directory the new root is mounted on")
+    root = os.path.realpath(args.root)
+    if root == "/" or os.path.samefile(root, "/"):
+        raise LevitateError(f"{args.root} is the running system's root", "give the new root, e.g. /mnt")
+    command = args.command or default_command(root)
+    if not args.no_unshare and not private_namespace():
+        print(f"{PROG}: warning: no private mount namespace here; mounting in the shared one "
+              "(undone on exit)", file=sys.stderr)
+    track = Mounts()
+    try:
+        setup(root, track)
+        return run_inside(root, command)
+    finally:
+        stuck = track.undo()
+        if stuck:
+            print(f"{PROG}: warning: could not unmount {', '.join(stuck)}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Run COMMAND (default: a login shell) inside ROOT "
+                                     "with /dev, /proc, /sys, /run and resolv.conf bound in, like arch-chroot.",
+                                     epilog=f"examples: {PROG} /mnt    {PROG} /mnt passwd")
+    parser.add_argument("--no-unshare", action="store_true", help="mount in the shared mount namespace "
+                        "instead of a private one (the mounts are still undone on exit)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("root", metavar="ROOT", help="the new root, e.g. /mnt")
+    parser.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER, help="command and arguments")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_tool(PROG, lambda: recchroot(args), args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
