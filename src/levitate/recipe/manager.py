@@ -1,0 +1,335 @@
+"""The recipe operations: install, remove, update, upgrade, autoremove, over one prefix.
+
+Install of one recipe, the lifecycle:
+  1. a fresh build directory (BUILD_DIR) and an empty staging root;
+  2. `is_installed()` (if defined) may say there is nothing to do;
+  3. `acquire()`, `build()` (optional), `install()`, all with the same helper context (the `cd`
+     directory and the last download carry over between phases);
+  4. `pre_install()`, then the transaction: conflicts checked, staged files moved into PREFIX,
+     rolled back on any failure or Ctrl-C;
+  5. the state written back into the recipe file; `post_install()`.
+A failure before the commit leaves the prefix and the recipe file untouched (the build directory
+is kept for inspection). The whole command holds the prefix lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..util.errors import LevitateError
+from . import graph
+from .helpers import Context, make_engine
+from .lock import LOCK_NAME, LockError, differences, read_lock
+from .recipe import RecipeError, RecipeInfo, load, validate
+from .registry import Registry
+from .rhai.errors import RhaiError
+from .state import write_state
+from .transaction import PrefixLock, Transaction
+
+log = logging.getLogger("levitate")
+
+
+class PhaseError(LevitateError):
+    """A recipe function failed."""
+
+
+def cache_root() -> Path:
+    """~/.cache/recipe: partial downloads, Rocky repodata and packages, build directories."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "recipe"
+
+
+def default_build_root() -> Path:
+    return cache_root() / "build"
+
+
+@dataclass
+class Manager:
+    registry: Registry
+    prefix: Path
+    build_root: Path = field(default_factory=default_build_root)
+    arch: str = "x86_64"
+    out: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
+    on_step: Callable[[int], None] | None = None     # test hook for the commit (see Transaction)
+    failed_updates: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.prefix = Path(os.path.abspath(self.prefix))
+        self.build_root = Path(os.path.abspath(self.build_root))
+        self.cache = cache_root()
+
+    # -- queries -------------------------------------------------------------------------------
+    def recipes(self) -> dict[str, RecipeInfo]:
+        return self.registry.all()
+
+    def owners(self, exclude: str | None = None) -> dict[str, str]:
+        """Installed file -> recipe name, for recipes installed into this prefix."""
+        out = {}
+        for name, r in self.recipes().items():
+            if r.installed and name != exclude and (r.prefix in (None, str(self.prefix))):
+                for f in r.installed_files:
+                    out[f] = name
+        return out
+
+    def provided(self, exclude: str | None = None) -> set[str]:
+        """Package names installed recipes provide: their own and the Rocky packages they
+        installed (for rpm_install's closure)."""
+        out = set()
+        for n, r in self.recipes().items():
+            if r.installed and n != exclude:
+                out.add(n)
+                out.update(str(x) for x in r.state.get("installed_rpms") or [])
+        return out
+
+    # -- install -------------------------------------------------------------------------------
+    def plan(self, names: list[str], *, no_deps: bool = False, locked: bool = False,
+             reinstall: bool = False) -> list[graph.Step]:
+        recipes = self.recipes()
+        for n in names:
+            self.registry.get(n)
+        steps = graph.install_plan(names, recipes, with_deps=not no_deps, reinstall=reinstall)
+        for s in steps:
+            self._check_prefix(s.info)
+            validate(s.info)
+        if locked:
+            path = self.registry.main_dir / LOCK_NAME
+            diff = differences(read_lock(path), recipes,
+                               [s.info.name for s in steps] + list(names))
+            if diff:
+                raise LockError(f"--locked: {diff[0]}" + (f" (and {len(diff) - 1} more)" if len(diff) > 1 else ""),
+                                f"run `recipe lock update` to accept the recipes' versions, or "
+                                f"restore the recipes that match {path.name}")
+        return steps
+
+    def _check_prefix(self, info: RecipeInfo) -> None:
+        if info.installed and info.prefix and info.prefix != str(self.prefix):
+            raise RecipeError(f"{info.name} is installed in {info.prefix}, not in {self.prefix}",
+                              f"remove it first (recipe --prefix {info.prefix} remove {info.name}) "
+                              "or use that prefix")
+        if not os.access(info.path.parent, os.W_OK) or not os.access(info.path, os.W_OK):
+            raise RecipeError(f"cannot record state in {info.path}: not writable",
+                              "copy the recipes to a directory you can write and pass --recipes")
+
+    def install(self, names: list[str], *, no_deps: bool = False, locked: bool = False,
+                reinstall: bool = False) -> list[graph.Step]:
+        steps = self.plan(names, no_deps=no_deps, locked=locked, reinstall=reinstall)
+        if not steps:
+            self.out("nothing to do: " + ", ".join(names) + " already installed")
+            return steps
+        return self.run_steps(steps)
+
+    def run_steps(self, steps: list[graph.Step]) -> list[graph.Step]:
+        with PrefixLock(self.prefix):
+            for step in steps:
+                self.install_one(step)
+                self.registry.reload()
+        return steps
+
+    def _context(self, info: RecipeInfo) -> Context:
+        build = self.build_root / f"{info.name}-{info.version}"
+        stage = self.build_root / f"{info.name}-{info.version}.stage"
+        try:
+            self.build_root.mkdir(parents=True, exist_ok=True)
+            for d in (build, stage):
+                if d.exists():
+                    shutil.rmtree(d)
+            build.mkdir()
+            stage.mkdir()
+        except OSError as e:
+            raise LevitateError(f"cannot prepare the build directory {build}: {e.strerror}",
+                                "choose a writable one with --build-dir") from None
+        from .helpers.rpm import load_config
+        rocky = load_config(self.registry.main_dir, self.cache)
+        return Context(prefix=self.prefix, build_dir=build, stage=stage, arch=self.arch,
+                       github_api=os.environ.get("RECIPE_GITHUB_API", "https://api.github.com"),
+                       download_retries=int(os.environ.get("RECIPE_DOWNLOAD_RETRIES", "3")),
+                       download_cache=self.cache / "downloads",
+                       rocky=rocky, provided=lambda: self.provided(exclude=info.name),
+                       out=self.out)
+
+    def _call(self, loaded, name: str, fn: str):
+        try:
+            return loaded.call(fn)
+        except RhaiError as e:
+            cause = e.__cause__ if isinstance(e.__cause__, LevitateError) else None
+            raise PhaseError(f"{name}: {fn}() failed: {e.headline()}",
+                             e.hint or f"fix the recipe ({loaded.info.path}) or its inputs",
+                             exit_code=cause.exit_code if cause else None) from e
+
+    def install_one(self, step: graph.Step) -> None:
+        info = step.info
+        self.out(f"==> {'upgrading' if step.upgrade else 'installing'} {info.name} {info.version}"
+                 + ("" if step.explicit else " (dependency)"))
+        started = time.monotonic()
+        ctx = self._context(info)
+        ok = False
+        try:
+            loaded = load(info.path, make_engine(ctx, module_root=str(info.path.parent)))
+            info = loaded.info
+            if not step.upgrade and loaded.has("is_installed") and \
+                    self._call(loaded, info.name, "is_installed") is True:
+                self.out(f"    {info.name}: is_installed() says it is already there; nothing done")
+                ok = True
+                return
+            for fn in ("acquire", "build", "install"):
+                if loaded.has(fn):
+                    self._call(loaded, info.name, fn)
+            if loaded.has("pre_install"):
+                self._call(loaded, info.name, "pre_install")
+            # the shared Info index is regenerated, not owned (makepkg drops it too)
+            ctx.staged(self.prefix / "share" / "info" / "dir").unlink(missing_ok=True)
+            tx = Transaction(self.prefix, ctx.stage, name=info.name,
+                             owners=self.owners(exclude=info.name),
+                             own_files=info.installed_files if info.installed else [],
+                             own_config=info.state.get("installed_config") or {},
+                             on_step=self.on_step)
+            outcome = tx.commit()
+            for note in outcome.notes:
+                self.out(f"    warning: {note}")
+            # asked for by name: explicit; an upgrade keeps the reason; else a dependency
+            as_dep = False if step.explicit else (info.as_dep if info.installed else True)
+            state = {"installed": True, "installed_version": info.version,
+                     "installed_at": int(time.time()), "installed_files": sorted(outcome.files),
+                     "installed_as_dep": as_dep,
+                     "installed_prefix": str(self.prefix)}
+            if outcome.config or "installed_config" in info.state:
+                state["installed_config"] = outcome.config
+            if ctx.rpms_installed or "installed_rpms" in info.state:
+                state["installed_rpms"] = sorted(set(ctx.rpms_installed))
+            write_state(info.path, state)
+            ok = True
+            if loaded.has("post_install"):
+                try:
+                    self._call(loaded, info.name, "post_install")
+                except PhaseError as e:
+                    self.out(f"    warning: {e.message} (the files are installed)")
+            self.out(f"    {info.name} {info.version}: {len(outcome.files)} files in "
+                     f"{time.monotonic() - started:.1f} s")
+        finally:
+            shutil.rmtree(ctx.stage, ignore_errors=True)
+            if ok:
+                shutil.rmtree(ctx.build_dir, ignore_errors=True)
+            else:
+                self.out(f"    build directory kept for inspection: {ctx.build_dir}")
+
+    # -- remove --------------------------------------------------------------------------------
+    def remove(self, names: list[str], *, force: bool = False) -> list[str]:
+        recipes = self.recipes()
+        for n in names:
+            info = self.registry.get(n)
+            if not info.installed:
+                raise RecipeError(f"{n} is not installed", "`recipe list --installed` shows what is")
+            self._check_prefix(info)
+            users = [d for d in graph.dependents(n, recipes) if d not in names]
+            if users and not force:
+                raise RecipeError(f"cannot remove {n}: {', '.join(users)} depend"
+                                  f"{'s' if len(users) == 1 else ''} on it",
+                                  "remove those first, or pass --force")
+        order = graph.removal_order(names, recipes)
+        with PrefixLock(self.prefix):
+            for n in order:
+                self.remove_one(self.recipes()[n])
+                self.registry.reload()
+        return order
+
+    def remove_one(self, info: RecipeInfo) -> None:
+        self.out(f"==> removing {info.name} {info.installed_version}")
+        ctx = self._context(info)
+        try:
+            try:
+                loaded = load(info.path, make_engine(ctx, module_root=str(info.path.parent)))
+            except (RhaiError, RecipeError) as e:
+                self.out(f"    warning: cannot load the recipe, removing its files without "
+                         f"hooks: {e.headline() if isinstance(e, RhaiError) else e.message}")
+                loaded = None
+            hooks = [f for f in ("pre_remove", "remove") if loaded and loaded.has(f)]
+            for fn in hooks:
+                self._call(loaded, info.name, fn)
+            tx = Transaction(self.prefix, ctx.stage, name=info.name, owners={},
+                             own_files=info.installed_files,
+                             own_config=info.state.get("installed_config") or {},
+                             on_step=self.on_step)
+            outcome = tx.remove()
+            for note in outcome.notes:
+                self.out(f"    warning: {note}")
+            state = {"installed": False, "installed_version": None, "installed_at": None,
+                     "installed_files": [], "installed_as_dep": False, "installed_prefix": None}
+            for k in ("installed_config", "installed_rpms"):
+                if k in info.state:
+                    state[k] = {} if k == "installed_config" else []
+            write_state(info.path, {k: v for k, v in state.items()
+                                    if k in info.state or k in ("installed", "installed_files")})
+            if loaded and loaded.has("post_remove"):
+                try:
+                    self._call(loaded, info.name, "post_remove")
+                except PhaseError as e:
+                    self.out(f"    warning: {e.message}")
+        finally:
+            shutil.rmtree(ctx.stage, ignore_errors=True)
+            shutil.rmtree(ctx.build_dir, ignore_errors=True)
+
+    # -- update / upgrade / autoremove -----------------------------------------------------------
+    def update(self, names: list[str] | None = None) -> dict[str, str]:
+        """Run check_update() of the recipes (all, or `names`); rewrite `version` where it
+        returns a newer one. Returns name -> new version."""
+        from .version import compare
+        targets = [self.registry.get(n) for n in names] if names else list(self.recipes().values())
+        changed = {}
+        for info in targets:
+            ctx = self._context(info)
+            try:
+                loaded = load(info.path, make_engine(ctx, module_root=str(info.path.parent)))
+                if not loaded.has("check_update"):
+                    continue
+                new = self._call(loaded, info.name, "check_update")
+            except (LevitateError, RhaiError) as e:
+                if names:                                   # asked for by name: an error
+                    raise
+                self.failed_updates.append(info.name)       # checking all: report, go on
+                self.out(f"warning: {info.name}: cannot check for updates: "
+                         f"{e.headline() if isinstance(e, RhaiError) else e.message}")
+                continue
+            finally:
+                shutil.rmtree(ctx.build_dir, ignore_errors=True)
+                shutil.rmtree(ctx.stage, ignore_errors=True)
+            if isinstance(new, str) and new and compare(new, info.version) > 0:
+                write_state(info.path, {}, extra={"version": new} if loaded.info.shape == "vars"
+                            else {"pkg": {**loaded.scope["pkg"], "version": new}})
+                changed[info.name] = new
+                self.out(f"{info.name}: {info.version} -> {new}")
+        self.registry.reload()
+        return changed
+
+    def upgradable(self, names: list[str] | None = None) -> list[str]:
+        from .version import compare
+        recipes = self.recipes()
+        pool = names or sorted(recipes)
+        return [n for n in pool if recipes[n].installed and recipes[n].installed_version
+                and compare(recipes[n].version, recipes[n].installed_version) != 0]
+
+    def upgrade(self, names: list[str] | None = None) -> list[graph.Step]:
+        for n in names or []:
+            if not self.registry.get(n).installed:
+                raise RecipeError(f"{n} is not installed", f"install it: recipe install {n}")
+        todo = self.upgradable(names)
+        if not todo:
+            self.out("everything is up to date")
+            return []
+        # an upgrade does not change why a package is installed
+        steps = [graph.Step(s.info, False, s.upgrade) for s in self.plan(todo)]
+        return self.run_steps(steps)
+
+    def autoremove(self, *, dry_run: bool = False) -> list[str]:
+        orphans = graph.orphans(self.recipes())
+        if orphans and not dry_run:
+            self.remove(orphans)
+        return orphans
+
+
+__all__ = ["Manager", "PhaseError"]

@@ -1,0 +1,73 @@
+"""A Rocky package installed by name (`rpm_install`) from the sample repository over HTTP, with
+the same chain of trust leviso uses, into a temporary prefix; and removed again."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.recipe_support import World
+
+pytestmark = pytest.mark.slow
+
+RECIPE = '''// {name}: the Rocky package, by name
+let name = "{name}";
+let version = "{version}";
+let installed = false;
+
+fn acquire() {{ }}
+
+fn install() {{
+    rpm_install("{name}");
+}}
+'''
+
+
+@pytest.fixture
+def rocky_world(tmp_path, sample_repo, sample_server):
+    (tmp_path / "recipes").mkdir()
+    w = World(tmp_path, sample_server)
+    (w.recipes / "recipe.toml").write_text(
+        "[rocky]\n"
+        f'mirror = "{sample_server.url("mirror")}"\n'
+        f'key = "{sample_repo.root / "RPM-GPG-KEY-sample"}"\n'
+        f'fingerprint = "{sample_repo.fingerprint_spaced}"\n')
+    return w
+
+
+def _rpm_requests(server, name: str) -> int:
+    return sum(1 for r in server.log() if r.path.rsplit("/", 1)[-1].startswith(f"{name}-")
+               and r.path.endswith(".rpm"))
+
+
+def test_rocky_package_by_name(rocky_world, sample_server):
+    w = rocky_world
+    (w.recipes / "libtinfo6.rhai").write_text(RECIPE.format(name="libtinfo6", version="6.4"))
+    (w.recipes / "less.rhai").write_text(RECIPE.format(name="less", version="590"))
+    w.ok("install", "libtinfo6")
+    tinfo_files = json.loads(w.ok("--json", "info", "libtinfo6").stdout)["installed_files"]
+    assert any("libtinfo.so.6" in f for f in tinfo_files)
+    before = _rpm_requests(sample_server, "libtinfo6")
+    proc = w.ok("install", "less")
+    # the installed recipe provides libtinfo6: not fetched again, not installed twice
+    assert _rpm_requests(sample_server, "libtinfo6") == before
+    assert "libtinfo6" not in proc.stderr.split("fetching", 1)[1].splitlines()[0]
+    less = w.prefix / "bin" / "less"
+    assert less.is_file() and less.read_bytes()[:4] == b"\x7fELF"
+    info = json.loads(w.ok("--json", "info", "less").stdout)
+    assert str(less) in info["installed_files"]
+    assert not (w.prefix / "usr").exists()              # /usr/X went to PREFIX/X
+    w.ok("remove", "less")
+    w.ok("remove", "libtinfo6")
+    assert w.files() == set()
+
+
+def test_rocky_package_with_a_bad_signature_key_is_refused(rocky_world, sample_repo):
+    w = rocky_world
+    toml = w.recipes / "recipe.toml"
+    toml.write_text(toml.read_text().replace(sample_repo.fingerprint_spaced, sample_repo.other_fingerprint))
+    (w.recipes / "less.rhai").write_text(RECIPE.format(name="less", version="590"))
+    proc = w.run("install", "less")
+    assert proc.returncode != 0 and "does not have the pinned fingerprint" in proc.stderr
+    assert w.files() == set()
