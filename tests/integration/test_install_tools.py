@@ -294,6 +294,16 @@ def test_non_empty_target(tmp_path, rich_image, cleanup_mounts):
         refused(target, recstrap.EXIT_NOT_EMPTY, "--rootfs", rich_image, fragment="not empty")
 
 
+def test_empty_nested_mount_points_are_allowed(tmp_path, rich_image, cleanup_mounts):
+    """The guide mounts the ESP at /mnt/boot before recstrap, as Arch's does before pacstrap."""
+    with loop_fs(tmp_path, "target", 256, ["mkfs.ext4", "-q", "-F"]) as target:
+        with loop_fs(tmp_path, "esp", 32, ["mkfs.ext4", "-q", "-F"], at=target / "boot") as esp:
+            proc = tool("recstrap", target, "--rootfs", rich_image, "--check")
+            assert proc.returncode == 0, proc.stderr
+            (esp / "old-kernel").write_text("left from another system")
+            refused(target, recstrap.EXIT_NOT_EMPTY, "--rootfs", rich_image, fragment="boot/old-kernel")
+
+
 def test_read_only_target(tmp_path, rich_image, cleanup_mounts):
     with loop_fs(tmp_path, "target", 32, ["mkfs.ext4", "-q", "-F"]) as target:
         subprocess.run(["mount", "-o", "remount,ro", target], check=True)

@@ -127,16 +127,31 @@ def check_target(target: str, force: bool) -> str:
         raise die(EXIT_NOT_MOUNTPOINT, f"{target} is not a mount point: the system would land on the live "
                   "system's RAM overlay", f"mount the new root partition there (mount /dev/XXX {target}), "
                   "or pass --force to install into a plain directory")
-    entries = set(os.listdir(real))
-    if MARKER in entries:
+    if os.path.lexists(os.path.join(real, MARKER)):
         raise die(EXIT_NOT_EMPTY, f"{target} holds an interrupted recstrap ({MARKER} is there)",
                   f"run `recstrap --force {target}` to redo it")
-    extra = sorted(entries - ALLOWED_IN_EMPTY)
+    extra = leftovers(real)
     if extra:
         shown = ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
         raise die(EXIT_NOT_EMPTY, f"{target} is not empty ({shown})",
                   "install onto an empty, freshly made filesystem, or pass --force to copy over it")
     return real
+
+
+def leftovers(root: str, rel: str = "") -> list[str]:
+    """What is in `root` besides lost+found and empty mount points: the guide mounts the ESP (and
+    maybe /home) under the new root before recstrap, as Arch's does before pacstrap."""
+    found = []
+    for name in sorted(os.listdir(os.path.join(root, rel))):
+        path = os.path.join(rel, name)
+        if name in ALLOWED_IN_EMPTY:
+            continue
+        full = os.path.join(root, path)
+        if os.path.isdir(full) and not os.path.islink(full) and mounts.is_mount_point(full):
+            found += leftovers(root, path)
+        else:
+            found.append(path)
+    return found
 
 
 def is_system_path(real: str) -> bool:
