@@ -208,3 +208,34 @@ def test_tools_import_only_the_standard_library():
         text = (Path(src) / "levitate/install" / f"{name}.py").read_text()
         imports = {line.split()[1] for line in text.splitlines() if line.startswith(("from ..", "import levitate"))}
         assert imports <= {"..util.errors"}, (name, imports)
+
+
+def test_plain_subtrees_get_content_and_times_only(tmp_path):
+    """The ESP at /mnt/boot (FAT) cannot hold owners or links: files get content and times, an
+    existing mount-point directory is used as it is, and a link there is a clear error."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "boot/efi/EFI/rocky").mkdir(parents=True)
+    (src / "boot/efi/EFI/rocky/grub.cfg").write_text("cfg")
+    os.chown(src / "boot/efi/EFI/rocky/grub.cfg", 1234, 1234)
+    os.utime(src / "boot/efi/EFI/rocky/grub.cfg", ns=(1_600_000_000_000_000_000,) * 2)
+    (src / "etc").mkdir()
+    (src / "etc/owned").write_text("x")
+    os.chown(src / "etc/owned", 1234, 1234)
+    (dst / "boot").mkdir(parents=True)                       # the mount point recstrap allowed
+    treecopy.copy_tree(str(src), str(dst), treecopy.walk(str(src)), workers=1, plain=("boot",))
+    copied = dst / "boot/efi/EFI/rocky/grub.cfg"
+    assert copied.read_text() == "cfg" and copied.stat().st_uid == 0
+    assert copied.stat().st_mtime_ns == 1_600_000_000_000_000_000
+    assert (dst / "etc/owned").stat().st_uid == 1234          # outside the plain subtree: exact
+
+    (src / "boot/vmlinuz").symlink_to("vmlinuz-6.1")
+    (tmp_path / "dst2/boot").mkdir(parents=True)
+    with pytest.raises(treecopy.CopyError, match="symlink cannot be stored"):
+        treecopy.copy_tree(str(src), str(tmp_path / "dst2"), treecopy.walk(str(src)), workers=1, plain=("boot",))
+
+
+def test_plain_subtrees_are_the_fat_mounts_under_the_target(monkeypatch):
+    table = mounts.parse_mountinfo(MOUNTINFO)
+    monkeypatch.setattr(mounts, "mount_table", lambda: table)
+    assert recstrap.plain_subtrees("/mnt") == ("boot",)
+    assert recstrap.plain_subtrees("/mntx") == ()

@@ -154,6 +154,17 @@ def leftovers(root: str, rel: str = "") -> list[str]:
     return found
 
 
+NO_UNIX_METADATA = {"vfat", "msdos", "exfat", "ntfs", "ntfs3", "fuseblk"}
+
+
+def plain_subtrees(target: str) -> tuple[str, ...]:
+    """Mounts under the target (relative paths) that cannot keep owners, modes or links: the
+    ESP at /boot. Files land there with their content and times only, as pacstrap's do."""
+    return tuple(os.path.relpath(entry.target, target) for entry in mounts.mount_table()
+                 if entry.fstype in NO_UNIX_METADATA and mounts.under(entry.target, target)
+                 and entry.target != target)
+
+
 def is_system_path(real: str) -> bool:
     """`real` is one of the running system's own directories (by path or by inode: a bind mount of
     / elsewhere is / too)."""
@@ -453,7 +464,8 @@ def recstrap(args: argparse.Namespace) -> int:
         start = time.monotonic()
         progress = Progress(plan, enabled=not args.quiet and sys.stderr.isatty())
         try:
-            treecopy.copy_tree(source, target, plan, replace=args.force, progress=progress)
+            treecopy.copy_tree(source, target, plan, replace=args.force, plain=plain_subtrees(target),
+                               progress=progress)
         except treecopy.CopyError as exc:
             raise die(EXIT_COPY, f"copying into {args.target} failed at {exc}",
                       f"fix the cause, then run `recstrap --force {args.target}`") from None

@@ -156,11 +156,14 @@ def _clear(dst: str) -> None:
     os.unlink(dst)
 
 
-def copy_item(src: str, dst: str, st: os.stat_result, buf: bytearray, replace: bool) -> None:
-    """One non-directory entry, with everything about it."""
+def copy_item(src: str, dst: str, st: os.stat_result, buf: bytearray, replace: bool, plain: bool = False) -> None:
+    """One non-directory entry, with everything about it (only content and times when `plain`)."""
     if replace:
         _clear(dst)
     mode = st.st_mode
+    if plain:
+        _copy_plain(src, dst, st, buf)
+        return
     if stat.S_ISREG(mode):
         sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
@@ -190,23 +193,58 @@ def copy_item(src: str, dst: str, st: os.stat_result, buf: bytearray, replace: b
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+def _copy_plain(src: str, dst: str, st: os.stat_result, buf: bytearray) -> None:
+    """A file onto a filesystem without Unix owners, links or xattrs (the ESP at /boot): its
+    content and times; anything else cannot be stored there, and saying so beats losing it."""
+    if not stat.S_ISREG(st.st_mode):
+        raise CopyError(f"{dst}: a {_kind(st.st_mode)} cannot be stored on this filesystem (FAT?); "
+                        "mount it after recstrap, or not under the new root")
+    sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            if st.st_size:
+                _copy_sparse(sfd, dfd, st.st_size, buf)
+            os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)
+
+
+def _kind(mode: int) -> str:
+    return {stat.S_IFLNK: "symlink", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+            stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}.get(stat.S_IFMT(mode), "special file")
+
+
+def is_plain(rel: str, plain: tuple[str, ...]) -> bool:
+    """`rel` lies in one of the `plain` subtrees (relative paths, "" is the whole tree)."""
+    return any(p == "" or rel == p or rel.startswith(p + "/") for p in plain)
+
+
 def _make_dirs(source: str, target: str, plan: Plan, replace: bool) -> None:
+    """Every directory; one already there is used as it is (the empty mount points recstrap
+    allows, such as the ESP at /boot), anything else in the way only with `replace`."""
     for rel, _ in plan.dirs[1:]:
         dst = f"{target}/{rel}"
         try:
             os.mkdir(dst, 0o700)
         except FileExistsError:
+            if stat.S_ISDIR(os.lstat(dst).st_mode):      # never follow a symlink in the way
+                continue
             if not replace:
                 raise
-            if not stat.S_ISDIR(os.lstat(dst).st_mode):   # a symlink or file in the way: never follow it
-                os.unlink(dst)
-                os.mkdir(dst, 0o700)
+            os.unlink(dst)
+            os.mkdir(dst, 0o700)
 
 
-def _finish_dirs(source: str, target: str, plan: Plan) -> None:
+def _finish_dirs(source: str, target: str, plan: Plan, plain: tuple[str, ...]) -> None:
     for rel, st in reversed(plan.dirs):                  # children before parents
         src = f"{source}/{rel}" if rel else source
         dst = f"{target}/{rel}" if rel else target
+        if is_plain(rel, plain):
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+            continue
         os.chown(dst, st.st_uid, st.st_gid)
         _copy_xattrs(src, dst, True)
         os.chmod(dst, stat.S_IMODE(st.st_mode))
@@ -231,7 +269,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(source: str, target: str, share, replace: bool, counters: mmap.mmap, slot: int, errw: int) -> None:
+def _worker(source: str, target: str, share, replace: bool, plain: tuple[str, ...], counters: mmap.mmap,
+            slot: int, errw: int) -> None:
     """In a forked child: copy `share`, count progress into the shared page, report the first failure."""
     for signum in _STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
@@ -242,7 +281,7 @@ def _worker(source: str, target: str, share, replace: bool, counters: mmap.mmap,
     rel = ""
     try:
         for rel, st in share:
-            copy_item(f"{source}/{rel}", f"{target}/{rel}", st, buf, replace)
+            copy_item(f"{source}/{rel}", f"{target}/{rel}", st, buf, replace, is_plain(rel, plain))
             done += 1
             if stat.S_ISREG(st.st_mode):
                 copied += st.st_size
@@ -255,10 +294,12 @@ def _worker(source: str, target: str, share, replace: bool, counters: mmap.mmap,
 
 
 def copy_tree(source: str, target: str, plan: Plan, *, workers: int | None = None, replace: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> None:
+              plain: tuple[str, ...] = (), progress: Callable[[int, int], None] | None = None) -> None:
     """Copy `plan` (a walk of `source`) into the existing directory `target`.
 
     `replace` (recstrap --force): entries already there are replaced, never written through.
+    `plain`: subtrees (relative paths) on filesystems without Unix metadata, where files get their
+    content and times only and anything that is not a file or directory is an error.
     `progress(bytes, entries)` is called a few times a second. Raises CopyError naming the entry
     that failed; on any exception (Ctrl-C included) every worker is stopped before it propagates.
     """
@@ -274,7 +315,7 @@ def copy_tree(source: str, target: str, plan: Plan, *, workers: int | None = Non
             if pid == 0:
                 try:
                     os.close(errr)
-                    _worker(source, target, share, replace, counters, slot, errw)
+                    _worker(source, target, share, replace, plain, counters, slot, errw)
                 finally:
                     os._exit(1)
             pids.append(pid)
@@ -313,8 +354,11 @@ def copy_tree(source: str, target: str, plan: Plan, *, workers: int | None = Non
         dst = f"{target}/{rel}"
         if replace:
             _clear(dst)
+        if is_plain(rel, plain) or is_plain(first, plain):
+            raise CopyError(f"{dst}: a hardlink to /{first} cannot be stored on this filesystem (FAT?); "
+                            "mount it after recstrap, or not under the new root")
         os.link(f"{target}/{first}", dst, follow_symlinks=False)
-    _finish_dirs(source, target, plan)
+    _finish_dirs(source, target, plan, plain)
     if progress:
         progress(*_totals(counters, workers))
     counters.close()
