@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -43,6 +44,8 @@ WANTED = [
     "util-linux", "mount", "kmod", "iproute2", "e2fsprogs", "dosfstools", "fdisk", "systemd-boot",
     "systemd-boot-efi", "python3", "busybox-static", "sudo", "login", "passwd", "less", "procps",
     "rpm", "tzdata", "locales", "ca-certificates",
+    "grep", "sed",       # Essential in Debian (so nothing depends on them), listed in Rocky's profile too
+    "libnss-myhostname", # the host name resolves without /etc/hosts (Rocky's systemd-libs has it)
     "udhcpc",            # the DHCP client: busybox's, 7 kB (isc-dhcp-client pulls in far more)
 ]
 # Asked of apt besides WANTED: base-passwd is where the account files come from (nothing
@@ -266,13 +269,26 @@ def _describe(unpacked: list[Unpacked], synthetic: Path) -> tuple[list[RpmPackag
                           key=lambda f: f.name)
     setup, notes = make_setup(synthetic, shipped, masters / "passwd.master", masters / "group.master", shells,
                               [f.read_text() for f in pam_profiles],
-                              trees["base-files"] / "usr/share/base-files" if "base-files" in trees else None)
+                              trees["base-files"] / "usr/share/base-files" if "base-files" in trees else None,
+                              nsswitch(trees))
     filesystem, more = make_filesystem(synthetic, shipped)
     for note in notes + more:
         log.info("sample-repo: %s", note)
     users = {u[0] for u in read_master(masters / "passwd.master")}
     groups = {g[0] for g in read_master(masters / "group.master")}
     return packages + [setup, filesystem], users, groups
+
+
+def nsswitch(trees: dict[str, Path]) -> str | None:
+    """/etc/nsswitch.conf as libc-bin's postinst installs it, with `myhostname` added to `hosts`
+    after `files` as libnss-myhostname's postinst does."""
+    default = trees.get("libc-bin", Path("/nonexistent")) / "usr/share/libc-bin/nsswitch.conf"
+    if not default.is_file():
+        return None
+    text = default.read_text()
+    if "libnss-myhostname" in trees:
+        text = re.sub(r"^(hosts:\s+files)\b", r"\1 myhostname", text, count=1, flags=re.M)
+    return text
 
 
 def _rpmbuild_all(packages: list[RpmPackage], mirror: Path, specs: Path, users: set[str], groups: set[str],

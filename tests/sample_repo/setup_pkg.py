@@ -168,8 +168,8 @@ def pam_common_files(profiles: list[str]) -> dict[str, str]:
 
 
 def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_master: Path,
-               shells: str, pam_profiles: list[str] = (), base_files: Path | None = None
-               ) -> tuple[RpmPackage, list[str]]:
+               shells: str, pam_profiles: list[str] = (), base_files: Path | None = None,
+               nsswitch: str | None = None) -> tuple[RpmPackage, list[str]]:
     """The `setup` package and the log lines saying what it left out and why."""
     notes = []
     tree = _Tree(work / "setup")
@@ -184,6 +184,8 @@ def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_mas
         "/etc/fstab": "# /etc/fstab: static file system information.\n",
         **pam_common_files(list(pam_profiles)),
     }
+    if nsswitch is not None:
+        extra["/etc/nsswitch.conf"] = nsswitch
     if base_files is not None:
         extra |= {dest: (base_files / name).read_text() for name, dest in BASE_FILES_DEFAULTS
                   if (base_files / name).is_file()}
@@ -205,7 +207,7 @@ def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_mas
         summary="Accounts, login shells and alternatives links Debian creates in maintainer scripts",
         description=("The files Debian's maintainer scripts create (base-passwd, passwd's "
                      "shadowconfig, debianutils' add-shell, update-alternatives, pam-auth-update, "
-                     "base-files' /etc/profile and root's dot files), shipped "
+                     "libc-bin's /etc/nsswitch.conf, base-files' /etc/profile and root's dot files), shipped "
                      "as plain files the way Rocky Linux ships them in its setup package.\n"
                      "Built for LevitateOS tests only."),
         tree=tree.root, entries=tree.entries, config=config, license="Public Domain",

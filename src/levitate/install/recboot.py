@@ -30,9 +30,9 @@ log = logging.getLogger("levitate")
 
 BUSYBOX = Path("/usr/lib/levitate/busybox")
 EXTRA_MODULES_FILE = Path("/etc/levitate/initramfs-modules")   # one module a line, like mkinitcpio's MODULES
-# What an installed system's root can sit on: SATA/NVMe/virtio/USB disks, ext4/xfs.
+# What an installed system's root can sit on: SATA/NVMe/virtio/USB disks, ext4/xfs (vfat: the ESP).
 DISK_MODULES = ("ahci", "sd_mod", "nvme", "virtio_pci", "virtio_blk", "virtio_scsi", "xhci_pci", "ehci_pci",
-                "usb_storage", "uas", "ext4", "xfs")
+                "usb_storage", "uas", "ext4", "xfs", "vfat")
 ENTRY_PREFIX = "levitateos-"
 ESP_DIR = "levitateos"                 # ESP/levitateos/KVER/{linux,initramfs.img}
 LOADER_CONF = f"""\
@@ -178,25 +178,37 @@ def remove_stale(esp: Path, keep: set[str]) -> list[str]:
 
 
 def run_bootctl(esp: Path) -> str:
-    """`bootctl install` the first time, `bootctl update` afterwards. Without EFI variables (no
-    UEFI, or efivarfs not mounted in the chroot) the files are installed but no boot entry is."""
+    """`bootctl install` the first time (it also adds "Linux Boot Manager" to the firmware's boot
+    order), `bootctl update` afterwards. When bootctl does not accept `esp` as an ESP (not a GPT
+    partition it can identify, as in a loop-mounted test image), it is asked again with its checks
+    relaxed: the files are installed, but without the partition's identity there is no firmware
+    entry, and the ESP's fallback EFI/BOOT/BOOTX64.EFI is what boots."""
     if shutil.which("bootctl") is None:
         raise LevitateError("bootctl is not installed", "install systemd-boot (it provides bootctl), or pass --no-bootctl")
-    env = dict(os.environ, SYSTEMD_RELAX_ESP_CHECKS="1")
     installed = (esp / "EFI/systemd/systemd-bootx64.efi").is_file()
     argv = ["bootctl", "update" if installed else "install", f"--esp-path={esp}"]
     if installed:
         argv.append("--graceful")
-    if not Path("/sys/firmware/efi/efivars").is_dir() or not any(Path("/sys/firmware/efi/efivars").iterdir()):
+    efivars = Path("/sys/firmware/efi/efivars")
+    if not efivars.is_dir() or not any(efivars.iterdir()):
         argv.append("--no-variables")
         log.warning("recboot: no EFI variables here (not booted in UEFI mode, or efivarfs not mounted): "
                     "the firmware gets no boot entry; the ESP's fallback EFI/BOOT/BOOTX64.EFI still boots")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0 and "--no-variables" not in argv:
+        strict = (proc.stderr or proc.stdout).strip().splitlines()
+        log.warning("recboot: bootctl does not recognise %s as an EFI system partition (%s); installing "
+                    "without a firmware boot entry, the ESP's fallback EFI/BOOT/BOOTX64.EFI boots",
+                    esp, strict[-1] if strict else f"exit {proc.returncode}")
+        argv.append("--no-variables")
+        proc = subprocess.run(argv, capture_output=True, text=True,
+                              env=dict(os.environ, SYSTEMD_RELAX_ESP_CHECKS="1"))
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise LevitateError(f"{' '.join(argv)} failed: {detail[-1] if detail else f'exit {proc.returncode}'}",
                             "check that the ESP is a FAT partition mounted read-write")
-    return " ".join(argv[:2])
+    entry = re.search(r'Created EFI boot entry "([^"]+)"', proc.stdout + proc.stderr)
+    return " ".join(argv[:2]) + (f" (firmware boot entry \"{entry[1]}\")" if entry else "")
 
 
 def write_loader_conf(esp: Path) -> None:
