@@ -292,12 +292,12 @@ def test_direct_kernel_boot_has_no_firmware(fake_ovmf, tmp_path):
     assert "-netdev" not in argv
 
 
-def test_serial_console_is_a_logged_socket(fake_ovmf, iso, tmp_path):
+def test_serial_console_is_a_logged_pipe(fake_ovmf, iso, tmp_path):
     log_path = tmp_path / "console.log"
     with VM(iso, log_path=log_path, accel=qemu.TCG_ARGS) as vm:
         argv = vm.command()
         chardev = option_after(argv, "-chardev")[0]
-    assert chardev.startswith("socket,id=ser0,") and "server=on,wait=on" in chardev
+    assert chardev.startswith(f"pipe,id=ser0,path={vm.runtime_dir / 'console'},")
     assert f"logfile={log_path}" in chardev
     assert option_after(argv, "-serial") == ["chardev:ser0"]
     assert option_after(argv, "-display") == ["none"]

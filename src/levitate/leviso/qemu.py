@@ -2,7 +2,7 @@
 
 A `VM` is one virtual machine: its own temporary directory (a fresh copy of the OVMF variable
 store, kept across that VM's restarts), its QEMU command line, and its serial console, which QEMU
-logs to a file and which tests drive through pexpect:
+logs to a file and which tests drive through pexpect over a pair of FIFOs:
 
     with VM(iso=Path("output/levitateos.iso"), log_path=Path("boot.log")) as vm:
         vm.start()
@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import fcntl
 import functools
 import os
 import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -430,16 +430,13 @@ class VM:
         self.silence_timeout = silence_timeout
 
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="leviso-vm-"))
-        if len(str(self.runtime_dir / "console.sock")) > 100:        # AF_UNIX path limit
-            shutil.rmtree(self.runtime_dir)
-            self.runtime_dir = Path(tempfile.mkdtemp(prefix="leviso-vm-", dir="/tmp"))
         self.log_path = Path(log_path) if log_path else self.runtime_dir.with_name(self.runtime_dir.name + ".log")
         self.vars_path = Path(vars_path) if vars_path else self.runtime_dir / "OVMF_VARS.fd"
         self._code_path: Path | None = None
 
         self.process: subprocess.Popen | None = None
         self.console = None               # pexpect.fdpexpect.fdspawn while running
-        self._sock: socket.socket | None = None
+        self._console_fds: tuple[int, ...] = ()      # (QEMU's output, QEMU's input) while running
         self._activity = _Activity()
         self._shell_ready = False
         self._log_started = False
@@ -455,8 +452,9 @@ class VM:
         return self._accel
 
     @property
-    def socket_path(self) -> Path:
-        return self.runtime_dir / "console.sock"
+    def console_path(self) -> Path:
+        """QEMU's `pipe` chardev: it writes the console to PATH.out and reads it from PATH.in."""
+        return self.runtime_dir / "console"
 
     def _prepare_firmware(self) -> tuple[Path, Path]:
         """OVMF code (used in place, read-only) and this VM's own variable store: copied from the
@@ -549,8 +547,7 @@ class VM:
         log = _qopt(self.log_path.resolve())
         if self.console_mode == "pexpect":
             argv += ["-display", "none", "-vga", "none",
-                     "-chardev", f"socket,id=ser0,path={_qopt(self.socket_path)},server=on,wait=on,"
-                                 f"logfile={log},logappend=on",
+                     "-chardev", f"pipe,id=ser0,path={_qopt(self.console_path)},logfile={log},logappend=on",
                      "-serial", "chardev:ser0", "-monitor", "none"]
         elif self.console_mode == "stdio":
             argv += ["-display", "none", "-vga", "none",
@@ -591,35 +588,19 @@ class VM:
         argv = self.command()
         argv[0] = qemu
         self._reset_log()
-        self.socket_path.unlink(missing_ok=True)
         stderr_path = self.runtime_dir / "qemu.stderr"
         log.debug("$ %s", " ".join(argv))
-        with open(stderr_path, "ab") as stderr:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                                            preexec_fn=_die_with_parent, start_new_session=True)
-        _LIVE.add(self)
-        self._shell_ready = False
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if self.process.poll() is not None:
-                    raise VmError(f"QEMU did not start (exit {self.process.returncode}): {self._qemu_stderr()}",
-                                  f"the command was: {' '.join(argv)}")
-                if self.socket_path.exists():
-                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    try:
-                        sock.connect(str(self.socket_path))
-                        break
-                    except OSError:
-                        sock.close()
-                if time.monotonic() > deadline:
-                    raise VmError("QEMU did not open its serial console within 30 s", self._qemu_stderr())
-                time.sleep(0.02)
-            self._sock = sock
+            self._open_console()
+            with open(stderr_path, "ab") as stderr:
+                self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                                preexec_fn=_die_with_parent, start_new_session=True)
+            _LIVE.add(self)
+            self._shell_ready = False
             self.started_at = time.monotonic()
             self._activity = _Activity()
-            self.console = pexpect.fdpexpect.fdspawn(sock.fileno(), encoding="utf-8", codec_errors="replace",
-                                                     use_poll=True)
+            self.console = pexpect.fdpexpect.fdspawn(self._console_fds[0], encoding="utf-8",
+                                                     codec_errors="replace", use_poll=True)
             self.console.logfile_read = self._activity
         except BaseException:
             self.stop()
@@ -627,16 +608,35 @@ class VM:
         log.debug("VM started: %s, console log %s", " ".join(self.accel), self.log_path)
         return self
 
+    def _open_console(self) -> None:
+        """The FIFOs of QEMU's `pipe` chardev, opened read-write at our end (so no open blocks, and
+        QEMU's writes never fail for want of a reader). Not a socket: a Unix socket holds only a few
+        hundred one-byte writes, and when the reader falls behind, QEMU's UART drops what the
+        firmware prints (OVMF and systemd-boot do not wait for the line; Linux does). A pipe holds
+        1 MiB here."""
+        fds = []
+        try:
+            for suffix in ("out", "in"):
+                fifo = self.console_path.with_name(f"{self.console_path.name}.{suffix}")
+                fifo.unlink(missing_ok=True)
+                os.mkfifo(fifo, 0o600)
+                fds.append(os.open(fifo, os.O_RDWR | os.O_CLOEXEC))
+            try:
+                fcntl.fcntl(fds[0], fcntl.F_SETPIPE_SZ, 1 << 20)
+            except OSError:                     # over /proc/sys/fs/pipe-max-size: keep the 64 KiB
+                pass
+        finally:
+            self._console_fds = tuple(fds)
+
     def stop(self) -> None:
         """Kill QEMU (if running) and close the console. Safe to call at any time, repeatedly."""
-        if self.console is not None:
-            self.console = None
-        if self._sock is not None:
+        self.console = None
+        for fd in self._console_fds:
             try:
-                self._sock.close()
+                os.close(fd)
             except OSError:
                 pass
-            self._sock = None
+        self._console_fds = ()
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -732,6 +732,7 @@ class VM:
         what = wanted[0].pattern
         started = time.monotonic()
         deadline = started + timeout
+        exited = False
         while True:
             now = time.monotonic()
             quiet = now - max(self._activity.last, started)
@@ -743,9 +744,10 @@ class VM:
             try:
                 index = console.expect_list(wanted, timeout=step)
             except pexpect.TIMEOUT:
+                if exited:
+                    raise self._exited() from None
+                exited = not self.running       # one more step reads what QEMU wrote last
                 continue
-            except pexpect.EOF:
-                raise self._exited() from None
             if index == 0:
                 self.last_match_seconds = self.elapsed()
                 if SHELL_MARKER in console.match.group(0):
@@ -759,10 +761,13 @@ class VM:
             raise self._failure(f"the console shows {found!r} while waiting for {what!r}")
 
     def send(self, text: str) -> None:
-        self._require_console().send(text)
+        self._require_console()
+        data = text.encode()
+        while data:
+            data = data[os.write(self._console_fds[1], data):]
 
     def sendline(self, text: str = "") -> None:
-        self._require_console().send(text + "\n")
+        self.send(text + "\n")
 
     def run(self, cmd: str, timeout: float = 60) -> tuple[str, int]:
         """Run a shell command over the serial console (a shell must be at its prompt); its
@@ -777,12 +782,18 @@ class VM:
 
         console = self._require_console()
         nonce = "lv" + secrets.token_hex(6)
-        console.send(shell_command_line(cmd, nonce) + "\n")
-        try:
-            console.expect_list([command_output_pattern(nonce)], timeout=timeout)
-        except pexpect.TIMEOUT:
-            console.send("\x03")                # try to get the shell back for the next command
-            raise self._failure(f"command {cmd!r} did not finish within {timeout:.0f} s") from None
-        except pexpect.EOF:
-            raise self._exited() from None
-        return parse_command_output(console.match)
+        self.sendline(shell_command_line(cmd, nonce))
+        deadline = time.monotonic() + timeout
+        exited = False
+        while True:
+            try:
+                console.expect_list([command_output_pattern(nonce)],
+                                    timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                return parse_command_output(console.match)
+            except pexpect.TIMEOUT:
+                if exited:
+                    raise self._exited() from None
+                exited = not self.running
+                if time.monotonic() >= deadline:
+                    self.send("\x03")              # try to get the shell back for the next command
+                    raise self._failure(f"command {cmd!r} did not finish within {timeout:.0f} s") from None

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,8 @@ class TestReport:
     systemd_analyze: dict[str, float] = field(default_factory=dict)   # firmware, loader, kernel, ...
     systemd_analyze_text: str = ""
     memory_used_kib: int | None = None          # MemTotal - MemAvailable after boot
+    kernel_clock_start: float | None = None     # QEMU start to the guest's clock zero: firmware, boot
+                                                # loader, stub and kernel decompression
     error: str | None = None                    # why the boot or the checks stopped early
 
     @property
@@ -250,16 +252,23 @@ def _collect_metrics(vm: VM, report: TestReport) -> None:
         report.systemd_analyze = parse_systemd_analyze(text)
         meminfo, _ = vm.run("cat /proc/meminfo", timeout=30)
         report.memory_used_kib = parse_meminfo_used_kib(meminfo)
+        before = vm.elapsed()
+        uptime, _ = vm.run("cat /proc/uptime", timeout=30)
+        host = (before + vm.elapsed()) / 2          # the guest read its clock during the round trip
+        guest = re.match(r"\s*(\d+\.\d+) ", uptime)
+        if guest:
+            report.kernel_clock_start = round(host - float(guest[1]), 2)
     except VmError as e:
         log.warning("could not collect boot figures: %s", e.message.splitlines()[0])
 
 
 def run_live_test(iso: Path, *, log_path: Path, timeout: float = 300, as_disk: bool = False,
                   disk_bus: str = "virtio", memory: int = 2048, cpus: int = 2, system_wait: int = 150,
-                  echo: Callable[[str], None] = print) -> TestReport:
+                  accel: Sequence[str] | None = None, echo: Callable[[str], None] = print) -> TestReport:
     """Boot `iso` headless (OVMF; as a CD, or as a disk on `disk_bus`), wait up to `timeout` s for
     the live shell, run the checks, print PASS/FAIL lines; the report. Infrastructure problems
-    (no QEMU, no OVMF, no ISO) raise LevitateError; a failing boot is a failed report."""
+    (no QEMU, no OVMF, no ISO) raise LevitateError; a failing boot is a failed report. `accel`:
+    QEMU's accelerator and CPU arguments (default: the probed choice, see qemu.accel_args)."""
     iso = Path(iso)
     if not iso.is_file():
         raise LevitateError(f"{iso}: no such ISO", "build it with `leviso build`, or name one: `leviso test PATH`")
@@ -270,7 +279,8 @@ def run_live_test(iso: Path, *, log_path: Path, timeout: float = 300, as_disk: b
         if echo is not None:
             echo(text)
 
-    with VM(iso, iso_as_disk=as_disk, iso_bus=disk_bus, memory=memory, cpus=cpus, log_path=log_path) as vm:
+    with VM(iso, iso_as_disk=as_disk, iso_bus=disk_bus, memory=memory, cpus=cpus, log_path=log_path,
+            accel=accel) as vm:
         report = TestReport(iso=iso, log_path=log_path, medium=medium, accel=vm.accel)
         say(f"booting {iso} as a {medium} (QEMU {' '.join(vm.accel)}, {memory} MiB); "
             f"console log: {log_path}")
