@@ -35,7 +35,7 @@ from levitate.leviso.profile import InitramfsSettings  # noqa: E402
 
 def sample_rootfs(tmp: Path) -> Path:
     from tests.httpserver import serve
-    from tests.integration.conftest import copy_profile, run_leviso, sample_dir
+    from tests.support import copy_profile, run_leviso, sample_dir
     from tests.sample_repo import build_sample_repo
 
     sample = build_sample_repo(sample_dir())
