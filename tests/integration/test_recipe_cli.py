@@ -84,7 +84,8 @@ def test_state_round_trip_and_dry_run(world):
     _abc(world)
     snap = world.snapshot()
     proc = world.ok("install", "--dry-run", "app-c")
-    assert [line.split(":")[0] for line in proc.stdout.splitlines()] == ["1. lib-a", "2. tool-b", "3. app-c"]
+    assert [line.split(":")[0] for line in proc.stdout.splitlines()
+            if not line.startswith(" ")] == ["1. lib-a", "2. tool-b", "3. app-c"]
     assert world.snapshot() == snap and world.server.requests == []
     nodeps = json.loads(world.ok("--json", "install", "--dry-run", "--no-deps", "app-c").stdout)
     assert [s["name"] for s in nodeps] == ["app-c"]
@@ -98,6 +99,101 @@ def test_state_round_trip_and_dry_run(world):
     assert tree[0] == "app-c (2.0)" and tree[1].strip() == "tool-b ^1.0 (1.0, installed)"
     again = world.ok("install", "tool-b")
     assert "already installed" in again.stderr
+
+
+@cheat_aware(protects="--dry-run shows what each package would fetch, in order, and changes nothing",
+             cheats=["list only the names", "download to find out", "write state or the lock"],
+             consequence="users cannot review what an install fetches, or a preview changes the system")
+def test_dry_run_shows_what_would_be_fetched_and_changes_nothing(world):
+    _abc(world)
+    world.ok("lock", "update")
+    snap = world.snapshot()                  # the recipes (byte for byte) and recipe.lock
+    assert (world.recipes / "recipe.lock").as_posix() in snap
+    shas = {n: re.search(r'verify_sha256\("(\w+)"\)', (world.recipes / f"{n}.rhai").read_text()).group(1)
+            for n in ("lib-a", "tool-b", "app-c")}
+    proc = world.ok("install", "--dry-run", "app-c")
+    lines = proc.stdout.splitlines()
+    assert lines == [
+        "1. lib-a: install 1.0 (dependency)",
+        f"     fetch {world.server.url('lib-a-1.0.tar.gz')} -> lib-a-1.0.tar.gz  (sha256 {shas['lib-a']})",
+        "2. tool-b: install 1.0 (dependency)",
+        f"     fetch {world.server.url('tool-b-1.0.tar.gz')} -> tool-b-1.0.tar.gz  (sha256 {shas['tool-b']})",
+        "3. app-c: install 2.0",
+        f"     fetch {world.server.url('app-c-2.0.tar.gz')} -> app-c-2.0.tar.gz  (sha256 {shas['app-c']})"]
+    plan = json.loads(world.ok("--json", "install", "--dry-run", "app-c").stdout)
+    assert [(s["name"], s["version"], s["explicit"]) for s in plan] == \
+        [("lib-a", "1.0", False), ("tool-b", "1.0", False), ("app-c", "2.0", True)]
+    for s in plan:
+        assert s["fetch"] == [{"kind": "download", "url": world.server.url(f"{s['name']}-{s['version']}.tar.gz"),
+                               "dest": f"{s['name']}-{s['version']}.tar.gz", "checksum": {"sha256": shas[s["name"]]}}]
+        assert s["note"] is None and s["recipe"] == str(world.recipes / f"{s['name']}.rhai")
+        assert s["skipped"][:2] == ["extract(tar.gz)", f"cd({s['name']}-{s['version']})"]
+    assert world.server.requests == []                                   # nothing downloaded
+    assert world.snapshot() == snap                                      # recipes, lock unchanged
+    assert not world.prefix.exists() and not (world.root / "build").exists()
+    assert not (world.root / "cache").exists()                           # no partial downloads
+    # once lib-a is installed it drops out of the plan; the prefix lock is never taken by a dry run
+    world.ok("install", "lib-a")
+    lock_file = world.prefix / "var/lib/recipe/lock"
+    stamp = os.stat(lock_file).st_mtime_ns if lock_file.exists() else None
+    snap = world.snapshot()
+    assert [s["name"] for s in json.loads(world.ok("--json", "install", "--dry-run", "app-c").stdout)] == \
+        ["tool-b", "app-c"]
+    assert world.snapshot() == snap
+    assert (os.stat(lock_file).st_mtime_ns if lock_file.exists() else None) == stamp
+
+
+def test_dry_run_of_a_recipe_that_needs_real_content(world, tmp_path):
+    """acquire() that reads what it downloaded cannot be dry-run: what was recorded up to there,
+    then a clear note (no traceback); the other packages are still shown. Metadata look-ups are
+    done for real, git clones and commands are not."""
+    api = world.srv / "api" / "repos" / "acme" / "tool" / "releases"
+    api.mkdir(parents=True)
+    (api / "latest").write_text(json.dumps({"tag_name": "v3.1.0"}))
+    world.add("lib-a", "1.0")
+    (world.recipes / "needs.rhai").write_text(
+        'let name = "needs";\nlet version = "0.1";\nlet deps = ["lib-a"];\nlet installed = false;\n'
+        'fn acquire() {\n'
+        '    download(`${env("SRV")}/needs-${version}.tar.gz`);\n'
+        '    extract("tar.gz");\n'
+        '    let v = read_file(`needs-${version}/PATCH_VERSION`);\n'
+        '    download(`${env("SRV")}/needs-${v}.patch`);\n'
+        '}\nfn install() { install_bin("needs"); }\n')
+    (world.recipes / "latest.rhai").write_text(
+        'let name = "latest";\nlet version = "3";\nlet installed = false;\n'
+        'fn acquire() {\n'
+        '    let v = github_latest_release("acme/tool");\n'
+        '    download(`${env("SRV")}/tool-${v}.tar.gz`, `${BUILD_DIR}/src/`);\n'
+        '    git_clone(`${env("SRV")}/tool.git`);\n'
+        '}\nfn build() {\n'
+        '    if run_output("uname -m") != "" { throw "run_output ran"; }\n'
+        '    run(`touch ${env("MARKER")}`);\n'
+        '}\nfn install() { rpm_install(["zlib", "tree"]); }\n')
+    marker = tmp_path / "ran"
+    snap = world.snapshot()
+    env = world.env(RECIPE_GITHUB_API=world.server.url("api"), MARKER=str(marker))
+    proc = world.ok("install", "--dry-run", "needs", "latest", env=env)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    out = proc.stdout.splitlines()
+    assert out[0] == "1. lib-a: install 1.0 (dependency)"
+    assert out[2] == "2. needs: install 0.1"
+    assert out[3] == f"     fetch {world.server.url('needs-0.1.tar.gz')} -> needs-0.1.tar.gz  (no checksum verified)"
+    assert out[4].startswith("     note: acquire() cannot be dry-run: ") and "needs.rhai:8:" in out[4]
+    assert "read_file needs-0.1/PATCH_VERSION" in out[4] and "(nothing is downloaded in a dry run)" in out[4]
+    assert out[5:] == [
+        "3. latest: install 3",
+        "     read GitHub: latest release of acme/tool (metadata, read now)",
+        "     rocky packages: zlib, tree (closure not resolved: rpm_install: no Rocky repositories are configured)",
+        f"     fetch {world.server.url('tool-3.1.0.tar.gz')} -> tool-3.1.0.tar.gz  (no checksum verified)",
+        f"     clone {world.server.url('tool.git')} -> tool"]
+    plan = json.loads(world.ok("--json", "install", "--dry-run", "needs", "latest", env=env).stdout)
+    assert plan[1]["note"].startswith("acquire() cannot be dry-run: ") and plan[0]["note"] is None
+    assert plan[2]["rpm"] == [{"names": ["zlib", "tree"], "packages": None,
+                               "note": "closure not resolved: rpm_install: no Rocky repositories are configured"}]
+    assert "run(touch " + str(marker) + ")" in plan[2]["skipped"]
+    assert not marker.exists()                                             # no command ran
+    assert {r.path for r in world.server.log()} == {"/api/repos/acme/tool/releases/latest"}
+    assert world.snapshot() == snap and not world.prefix.exists()
 
 
 @cheat_aware(protects="upgrades replace files, drop stale ones and keep users' config edits",
@@ -119,7 +215,12 @@ def test_upgrade_cycle(world):
     text = path.read_text()
     old_sha = re.search(r'verify_sha256\("(\w+)"\)', text).group(1)
     path.write_text(text.replace('let version = "1.0";', 'let version = "1.1";').replace(old_sha, sha))
-    assert json.loads(world.ok("--json", "upgrade", "--dry-run").stdout) == ["lib-a"]
+    dry = json.loads(world.ok("--json", "upgrade", "--dry-run").stdout)
+    assert [(d["name"], d["upgrade"], d["from"], d["version"]) for d in dry] == [("lib-a", True, "1.0", "1.1")]
+    assert [(f["url"], f["checksum"]) for f in dry[0]["fetch"]] == \
+        [(world.server.url("lib-a-1.1.tar.gz"), {"sha256": sha})]
+    assert "1. lib-a: upgrade 1.0 -> 1.1" in world.ok("upgrade", "--dry-run").stdout
+    assert not any(r.path == "/lib-a-1.1.tar.gz" for r in world.server.log())
     proc = world.ok("upgrade")
     assert "upgrading lib-a 1.1" in proc.stderr
     assert (world.prefix / "lib/liba.so").read_text() == "liba 1.1\n"

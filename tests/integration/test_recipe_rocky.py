@@ -71,3 +71,27 @@ def test_rocky_package_with_a_bad_signature_key_is_refused(rocky_world, sample_r
     proc = w.run("install", "less")
     assert proc.returncode != 0 and "does not have the pinned fingerprint" in proc.stderr
     assert w.files() == set()
+
+
+def test_rocky_dry_run_resolves_the_closure_without_fetching_rpms(rocky_world, sample_server):
+    w = rocky_world
+    (w.recipes / "less.rhai").write_text(RECIPE.format(name="less", version="590"))
+    snap = w.snapshot()
+    sample_server.reset_log()
+    proc = w.ok("install", "--dry-run", "less")
+    assert proc.stdout.splitlines()[0] == "1. less: install 590"
+    rocky = proc.stdout.splitlines()[1]
+    assert rocky.startswith("     rocky packages: less -> ") and " less-590" in rocky
+    plan = json.loads(w.ok("--json", "install", "--dry-run", "less").stdout)
+    [step] = plan
+    assert step["rpm"][0]["names"] == ["less"] and step["rpm"][0]["note"] is None
+    fetched = {f["dest"].split("-")[0] for f in step["fetch"]}
+    assert {"less", "libtinfo6"} <= fetched                  # the closure, from repodata
+    assert all(f["kind"] == "rpm" and f["url"].endswith(".rpm") and f["checksum"]
+               for f in step["fetch"])
+    assert not any(r.path.endswith(".rpm") for r in sample_server.log())   # metadata only
+    assert w.snapshot() == snap and not (w.prefix / "var").exists()
+    # not configured: the names, and why the closure is unknown
+    (w.recipes / "recipe.toml").unlink()
+    proc = w.ok("install", "--dry-run", "less")
+    assert "rocky packages: less (closure not resolved: rpm_install: no Rocky repositories" in proc.stdout

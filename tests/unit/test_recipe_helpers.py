@@ -119,3 +119,52 @@ def test_writes_under_prefix_go_to_the_stage(ctx):
     assert glob_list(ctx, f"{ctx.prefix}/share/*.txt") == [f"{ctx.prefix}/share/x.txt"]
     with pytest.raises(HelperError, match="nothing matches 'nope'"):
         install_bin(ctx, "nope")
+
+
+def test_dry_mode_replaces_every_helper_that_is_not_read_only(ctx):
+    """A helper added later without a dry version would act during `--dry-run`: each one is
+    either replaced by helpers/dry.py or listed there as read-only."""
+    from levitate.recipe.helpers import DryRun, dry, make_engine
+    engine = make_engine(ctx)
+    real = dict(engine._host)
+    ctx.dry = DryRun()
+    dry.register(engine, ctx)
+    assert set(engine._host) == set(real)                 # dry mode adds no helper
+    kept = {name for (name, n), fn in engine._host.items() if real[(name, n)] is fn}
+    replaced = {name for (name, n), fn in engine._host.items() if real[(name, n)] is not fn}
+    assert kept == dry.READ_ONLY
+    assert not kept & replaced                            # no arity of a replaced helper left over
+
+
+def test_dry_mode_records_and_touches_nothing(ctx, tmp_path):
+    """Through the engine as a recipe sees it: download and copy are recorded (with the pinned
+    checksum), a real local file is really verified, commands and writes are skipped."""
+    import hashlib
+
+    from levitate.recipe.helpers import DryRun, make_engine
+    local = tmp_path / "local.txt"
+    local.write_text("local\n")
+    sha = hashlib.sha256(b"local\n").hexdigest()
+    ctx.dry = DryRun()
+    engine = make_engine(ctx)
+    engine.run(engine.compile(f'''
+        let f = download("https://example.invalid/dl/pkg-1.0.tar.xz");
+        if f != BUILD_DIR + "/pkg-1.0.tar.xz" {{ throw "download path " + f; }}
+        verify_sha512("ABC");
+        verify_sha256("{local}", "{sha}");   // a real file: checked for real
+        copy("{local}");
+        verify_sha256("00");                 // the would-be copy: recorded
+        extract("tar.xz");
+        cd("pkg-1.0");
+        if pwd() != BUILD_DIR + "/pkg-1.0" {{ throw "cd"; }}
+        if run_status("exit 3") != 0 || exec_output("false", []) != "" {{ throw "ran"; }}
+        write_file(PREFIX + "/etc/x.conf", "x");
+        install_bin("nothing-here", 0o700);
+    '''))
+    assert ctx.dry.fetches == [
+        {"kind": "download", "url": "https://example.invalid/dl/pkg-1.0.tar.xz", "dest": "pkg-1.0.tar.xz",
+         "checksum": {"sha512": "abc"}},
+        {"kind": "copy", "url": str(local), "dest": "local.txt", "checksum": {"sha256": "00"}}]
+    assert ctx.dry.actions == ["extract(tar.xz)", "cd(pkg-1.0)", "run_status(exit 3)", "exec_output(false, [])",
+                               f"write_file({ctx.prefix}/etc/x.conf, x)", "install_bin(nothing-here, 448)"]
+    assert os.listdir(ctx.build_dir) == [] and not ctx.stage.exists() and not ctx.prefix.exists()

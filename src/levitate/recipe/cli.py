@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt_pkgs = lambda c: c.add_argument("packages", nargs="*", metavar="PKG")  # noqa: E731
     one = lambda c: c.add_argument("package", metavar="PKG")                  # noqa: E731
     c = cmd("install", "install packages (and their dependencies)", pkgs)
-    c.add_argument("--dry-run", action="store_true", help="show what would be done, change nothing")
+    c.add_argument("--dry-run", action="store_true",
+                   help="show what would be fetched and installed, in order; change nothing")
     c.add_argument("--no-deps", action="store_true", help="do not install dependencies")
     c.add_argument("--locked", action="store_true", help="fail unless versions match recipe.lock")
     c.add_argument("--reinstall", action="store_true", help="install again even if up to date")
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="remove even if others depend on it")
     cmd("update", "run check_update() and rewrite the recipes' versions", opt_pkgs)
     c = cmd("upgrade", "install the new version of updated packages", opt_pkgs)
-    c.add_argument("--dry-run", action="store_true", help="list what would be upgraded")
+    c.add_argument("--dry-run", action="store_true",
+                   help="show what would be fetched and upgraded; change nothing")
     c = cmd("list", "list recipes")
     c.add_argument("--installed", action="store_true", help="only installed ones")
     cmd("search", "find recipes by name or description",
@@ -99,14 +101,35 @@ def _step_dict(s: graph.Step) -> dict:
             "upgrade": s.upgrade, "from": s.info.installed_version if s.upgrade else None}
 
 
-def _describe_steps(steps) -> list[str]:
-    out = []
-    for i, s in enumerate(steps, 1):
+def _dry_run(args, mgr: Manager, steps: list[graph.Step], nothing: str) -> int:
+    """Print each step with what its recipe would fetch (Manager.dry_run; changes nothing)."""
+    recs = mgr.dry_run(steps)
+    data, lines = [], []
+    for i, (s, rec) in enumerate(zip(steps, recs), 1):
+        data.append({**_step_dict(s), "recipe": str(s.info.path), "fetch": rec.fetches,
+                     "reads": rec.reads, "rpm": rec.rpms, "skipped": rec.actions,
+                     "note": rec.note})
         what = f"upgrade {s.info.installed_version} -> {s.info.version}" if s.upgrade \
             else f"install {s.info.version}"
-        out.append(f"{i}. {s.info.name}: {what}{'' if s.explicit else ' (dependency)'}"
-                   f"  [acquire/build/install from {s.info.path.name}]")
-    return out
+        lines.append(f"{i}. {s.info.name}: {what}{'' if s.explicit else ' (dependency)'}")
+        for url in rec.reads:
+            lines.append(f"     read {url} (metadata, read now)")
+        for r in rec.rpms:
+            lines.append(f"     rocky packages: {', '.join(r['names'])}"
+                         + (f" -> {', '.join(r['packages']) or 'all already provided'}"
+                            if r["packages"] is not None else f" ({r['note']})"))
+        for f in rec.fetches:
+            sums = " ".join(f"{a} {h}" for a, h in f["checksum"].items()) or "no checksum verified"
+            verb = {"download": "fetch", "rpm": "fetch", "git": "clone", "copy": "copy"}[f["kind"]]
+            lines.append(f"     {verb} {f['url']} -> {f['dest']}"
+                         + ("" if f["kind"] == "git" else f"  ({sums})"))
+        if not rec.fetches and not rec.rpms and not rec.note:
+            lines.append("     fetches nothing")
+        if rec.note:
+            lines.append(f"     note: {rec.note}; what it would do after that is unknown "
+                         "(nothing is downloaded in a dry run)")
+    _emit(args, data, lines or [nothing])
+    return 0
 
 
 def run(args) -> int:
@@ -129,9 +152,7 @@ def run(args) -> int:
         steps = mgr.plan(args.packages, no_deps=args.no_deps, locked=args.locked,
                          reinstall=args.reinstall)
         if args.dry_run:
-            _emit(args, [_step_dict(s) for s in steps],
-                  _describe_steps(steps) or ["nothing to do"])
-            return 0
+            return _dry_run(args, mgr, steps, "nothing to do")
         steps = mgr.install(args.packages, no_deps=args.no_deps, locked=args.locked,
                             reinstall=args.reinstall)
         _emit(args, [_step_dict(s) for s in steps], [])
@@ -146,10 +167,8 @@ def run(args) -> int:
                                 "see the warnings above; the other recipes were checked")
     elif c == "upgrade":
         if args.dry_run:
-            todo = mgr.upgradable(args.packages or None)
-            _emit(args, todo, [f"{n}: {recipes[n].installed_version} -> {recipes[n].version}"
-                               for n in todo] or ["everything is up to date"])
-            return 0
+            return _dry_run(args, mgr, mgr.upgrade_plan(args.packages or None),
+                            "everything is up to date")
         steps = mgr.upgrade(args.packages or None)
         _emit(args, [_step_dict(s) for s in steps], [])
     elif c == "list":

@@ -10,6 +10,9 @@ Install of one recipe, the lifecycle:
   5. the state written back into the recipe file; `post_install()`.
 A failure before the commit leaves the prefix and the recipe file untouched (the build directory
 is kept for inspection). The whole command holds the prefix lock.
+
+`dry_run(steps)` (install/upgrade --dry-run) runs acquire/build/install with the helpers in dry
+mode (helpers/dry.py) in a temporary directory, without the lock: what each would fetch.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from ..util.errors import LevitateError
 from . import graph
-from .helpers import Context, make_engine
+from .helpers import Context, DryRun, make_engine
 from .lock import LOCK_NAME, LockError, differences, read_lock
 from .recipe import RecipeError, RecipeInfo, load, validate
 from .registry import Registry
@@ -131,11 +135,13 @@ class Manager:
                 self.registry.reload()
         return steps
 
-    def _context(self, info: RecipeInfo) -> Context:
-        build = self.build_root / f"{info.name}-{info.version}"
-        stage = self.build_root / f"{info.name}-{info.version}.stage"
+    def _context(self, info: RecipeInfo, *, root: Path | None = None, dry: DryRun | None = None,
+                 provided: Callable[[], set[str]] | None = None) -> Context:
+        root = root or self.build_root
+        build = root / f"{info.name}-{info.version}"
+        stage = root / f"{info.name}-{info.version}.stage"
         try:
-            self.build_root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True)
             for d in (build, stage):
                 if d.exists():
                     shutil.rmtree(d)
@@ -150,8 +156,8 @@ class Manager:
                        github_api=os.environ.get("RECIPE_GITHUB_API", "https://api.github.com"),
                        download_retries=int(os.environ.get("RECIPE_DOWNLOAD_RETRIES", "3")),
                        download_cache=self.cache / "downloads",
-                       rocky=rocky, provided=lambda: self.provided(exclude=info.name),
-                       out=self.out)
+                       rocky=rocky, provided=provided or (lambda: self.provided(exclude=info.name)),
+                       out=self.out, dry=dry)
 
     def _call(self, loaded, name: str, fn: str):
         try:
@@ -217,6 +223,35 @@ class Manager:
                 shutil.rmtree(ctx.build_dir, ignore_errors=True)
             else:
                 self.out(f"    build directory kept for inspection: {ctx.build_dir}")
+
+    # -- dry run -------------------------------------------------------------------------------
+    def dry_run(self, steps: list[graph.Step]) -> list[DryRun]:
+        """Run acquire(), build() and install() of each step in dry mode (helpers/dry.py), in a
+        throwaway directory: what each would fetch and do. Nothing is written to the prefix,
+        the recipes, the lock or the build directory. A recipe that cannot be dry-run (it needs
+        a real download's content) gets a note; the others are still run."""
+        planned: set[str] = set()      # what the earlier steps would install (for rpm_install)
+        out = []
+        for step in steps:
+            rec = DryRun()
+            with tempfile.TemporaryDirectory(prefix="recipe-dry-") as tmp:
+                info = step.info
+                ctx = self._context(info, root=Path(tmp), dry=rec,
+                                    provided=lambda n=info.name: self.provided(exclude=n) | planned)
+                phase = None
+                try:
+                    loaded = load(info.path, make_engine(ctx, module_root=str(info.path.parent)))
+                    for phase in ("acquire", "build", "install"):
+                        if loaded.has(phase):
+                            loaded.call(phase)
+                except (LevitateError, RhaiError) as e:
+                    why = e.headline() if isinstance(e, RhaiError) else e.message
+                    rec.note = f"{phase}() cannot be dry-run: {why}" if phase \
+                        else f"the recipe cannot be loaded: {why}"
+            planned.add(info.name)
+            planned.update(ctx.rpms_installed)
+            out.append(rec)
+        return out
 
     # -- remove --------------------------------------------------------------------------------
     def remove(self, names: list[str], *, force: bool = False) -> list[str]:
@@ -313,16 +348,19 @@ class Manager:
         return [n for n in pool if recipes[n].installed and recipes[n].installed_version
                 and compare(recipes[n].version, recipes[n].installed_version) != 0]
 
-    def upgrade(self, names: list[str] | None = None) -> list[graph.Step]:
+    def upgrade_plan(self, names: list[str] | None = None) -> list[graph.Step]:
         for n in names or []:
             if not self.registry.get(n).installed:
                 raise RecipeError(f"{n} is not installed", f"install it: recipe install {n}")
         todo = self.upgradable(names)
-        if not todo:
+        # an upgrade does not change why a package is installed
+        return [graph.Step(s.info, False, s.upgrade) for s in self.plan(todo)] if todo else []
+
+    def upgrade(self, names: list[str] | None = None) -> list[graph.Step]:
+        steps = self.upgrade_plan(names)
+        if not steps:
             self.out("everything is up to date")
             return []
-        # an upgrade does not change why a package is installed
-        steps = [graph.Step(s.info, False, s.upgrade) for s in self.plan(todo)]
         return self.run_steps(steps)
 
     def autoremove(self, *, dry_run: bool = False) -> list[str]:

@@ -22,6 +22,18 @@ class HelperError(LevitateError):
 
 
 @dataclass
+class DryRun:
+    """What the helpers of one recipe would have done."""
+
+    fetches: list[dict] = field(default_factory=list)   # kind, url, dest, checksum {algo: hex}
+    reads: list[str] = field(default_factory=list)      # metadata read for real
+    rpms: list[dict] = field(default_factory=list)      # per rpm_install: names, packages, note
+    actions: list[str] = field(default_factory=list)    # skipped steps: "run(make)"
+    note: str | None = None                             # why the dry run stopped early
+    by_target: dict[Path, dict] = field(default_factory=dict)
+
+
+@dataclass
 class Context:
     prefix: Path
     build_dir: Path
@@ -38,6 +50,7 @@ class Context:
     provided: Callable[[], set[str]] = lambda: set()   # names installed recipes provide
     out: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
     rpms_installed: list[str] = field(default_factory=list)
+    dry: DryRun | None = None                # dry mode (helpers/dry.py): record, change nothing
 
     def __post_init__(self):
         self.prefix = Path(os.path.abspath(self.prefix))

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import urllib.parse
+from pathlib import Path
 
 from ...util import download as dl
 from ...util.errors import DownloadError
@@ -24,6 +25,15 @@ def _basename(url: str) -> str:
     return urllib.parse.unquote(name)
 
 
+def download_target(ctx: Context, url: str, dest: str | None = None) -> Path:
+    """Where download(url, dest) puts the file: BUILD_DIR/<basename>, or `dest` (a directory
+    keeps the basename)."""
+    target = ctx.build_dir / _basename(url) if dest is None else ctx.write_path(dest)
+    if dest is not None and (str(dest).endswith("/") or target.is_dir()):
+        target = target / _basename(url)
+    return target
+
+
 def download(ctx: Context, url: str, dest: str | None = None) -> str:
     """Fetch `url` to BUILD_DIR/<basename> (or `dest`); it becomes the last download.
 
@@ -32,9 +42,7 @@ def download(ctx: Context, url: str, dest: str | None = None) -> str:
     request; the complete file is then moved into place (nothing is reused from the cache
     without being fetched: upstream files can change under the same URL)."""
     url = str(url)
-    target = ctx.build_dir / _basename(url) if dest is None else ctx.write_path(dest)
-    if dest is not None and (str(dest).endswith("/") or target.is_dir()):
-        target = target / _basename(url)
+    target = download_target(ctx, url, dest)
     target.parent.mkdir(parents=True, exist_ok=True)
     ctx.log(f"  downloading {url}")
     if ctx.download_cache is None:
@@ -50,17 +58,22 @@ def download(ctx: Context, url: str, dest: str | None = None) -> str:
     return str(target)
 
 
-def copy(ctx: Context, pattern: str, dest: str | None = None) -> list[str]:
-    """Copy the files matching a glob into BUILD_DIR (or `dest`); the last one becomes the last
-    download."""
+def copy_targets(ctx: Context, pattern: str, dest: str | None = None) -> list[tuple[str, Path]]:
+    """(source, target) of each file copy(pattern, dest) copies."""
     matches = sorted(glob.glob(str(ctx.path(pattern))))
     if not matches:
         raise HelperError(f"copy: nothing matches {pattern}")
     target_dir = ctx.build_dir if dest is None else ctx.write_path(dest)
-    target_dir.mkdir(parents=True, exist_ok=True)
+    return [(m, target_dir / os.path.basename(m)) for m in matches]
+
+
+def copy(ctx: Context, pattern: str, dest: str | None = None) -> list[str]:
+    """Copy the files matching a glob into BUILD_DIR (or `dest`); the last one becomes the last
+    download."""
+    pairs = copy_targets(ctx, pattern, dest)
+    pairs[0][1].parent.mkdir(parents=True, exist_ok=True)
     out = []
-    for m in matches:
-        t = target_dir / os.path.basename(m)
+    for m, t in pairs:
         if os.path.isdir(m):
             shutil.copytree(m, t, symlinks=True, dirs_exist_ok=True)
         else:
@@ -110,10 +123,14 @@ def parse_version(text: str) -> str:
     return _strip_v(str(text).strip())
 
 
+def clone_target(ctx: Context, url: str, dest: str | None = None) -> Path:
+    name = os.path.basename(str(url).rstrip("/")).removesuffix(".git") or "repo"
+    return ctx.build_dir / name if dest is None else ctx.write_path(dest)
+
+
 def git_clone(ctx: Context, url: str, dest: str | None = None) -> str:
     """A shallow clone into BUILD_DIR/<repository name> (or `dest`); returns its path."""
-    name = os.path.basename(str(url).rstrip("/")).removesuffix(".git") or "repo"
-    target = ctx.build_dir / name if dest is None else ctx.write_path(dest)
+    target = clone_target(ctx, url, dest)
     if shutil.which("git") is None:
         raise HelperError("git_clone: git is not installed", "install git first")
     ctx.log(f"  cloning {url}")

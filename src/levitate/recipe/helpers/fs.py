@@ -15,11 +15,15 @@ def _fail(what: str, path, e: OSError):
     raise HelperError(f"{what} {path}: {e.strerror or e}") from None
 
 
+def cd_target(ctx: Context, d: str) -> Path:
+    d = str(d)
+    return Path(os.path.normpath(d if os.path.isabs(d) else ctx.build_dir / d))
+
+
 def cd(ctx: Context, d: str) -> None:
     """Change the current directory for later helpers of this operation (relative: to
     BUILD_DIR)."""
-    d = str(d)
-    target = Path(os.path.normpath(d if os.path.isabs(d) else ctx.build_dir / d))
+    target = cd_target(ctx, d)
     if not target.is_dir():
         raise HelperError(f"cd: {target} is not a directory",
                           "check the directory name the archive unpacks to")

@@ -143,26 +143,56 @@ def _merge(src: Path, dest: Path) -> None:
     os.rename(src, dest)
 
 
-def rpm_install(ctx: Context, names) -> list[str]:
-    """Install Rocky packages (a name or an array of names); returns the NEVRAs installed."""
-    names = [str(n) for n in (names if isinstance(names, list) else [names])]
-    cfg = ctx.rocky
-    if cfg is None:
+def name_list(names) -> list[str]:
+    return [str(n) for n in (names if isinstance(names, list) else [names])]
+
+
+def _config(ctx: Context) -> RockyConfig:
+    if ctx.rocky is None:
         raise HelperError("rpm_install: no Rocky repositories are configured",
                           "set [rocky] mirror, key and fingerprint in recipe.toml in the recipes "
                           "directory (or RECIPE_ROCKY_MIRROR)")
+    return ctx.rocky
+
+
+def plan(ctx: Context, names: list[str], source, trust: Trust) -> tuple[list, list]:
+    """The packages of the closure of `names` to install (those neither the system nor an
+    installed recipe provides) and their fetch jobs (relative location, cache path, checksum,
+    size). Reads the repositories' metadata; fetches no package."""
+    cfg = ctx.rocky
+    repos = _repositories(cfg, source, trust)
+    resolution = resolve(repos, names, arch=cfg.arch)
+    have = system_packages() | ctx.provided()
+    todo = [p for p in resolution.packages if p.name not in have]
+    for p in resolution.packages:
+        if p.name in have and p.name in names:
+            ctx.log(f"  {p.name} is already provided by the system")
+    jobs = [(f"{source.repo_prefix(p.repo)}/{p.location}",
+             cfg.cache / "packages" / f"{p.checksum[1][:16]}-{Path(p.location).name}",
+             p.checksum, p.size_package) for p in todo]
+    return todo, jobs
+
+
+def dry_plan(ctx: Context, names) -> list[dict]:
+    """What rpm_install(names) would fetch: one entry per package (name, nevra, url, checksum)."""
+    names = name_list(names)
+    trust = _trust(_config(ctx))
+    with _source(ctx.rocky) as source:
+        todo, jobs = plan(ctx, names, source, trust)
+        where = (lambda rel: f"{source.url}/{rel}") if isinstance(source, MirrorSource) \
+            else (lambda rel: str(source.root / rel))
+        return [{"name": p.name, "nevra": p.nevra, "url": where(rel),
+                 "dest": Path(p.location).name, "checksum": {algo: digest}}
+                for p, (rel, _dest, (algo, digest), _size) in zip(todo, jobs)]
+
+
+def rpm_install(ctx: Context, names) -> list[str]:
+    """Install Rocky packages (a name or an array of names); returns the NEVRAs installed."""
+    names = name_list(names)
+    cfg = _config(ctx)
     trust = _trust(cfg)
     with _source(cfg) as source:
-        repos = _repositories(cfg, source, trust)
-        resolution = resolve(repos, names, arch=cfg.arch)
-        have = system_packages() | ctx.provided()
-        todo = [p for p in resolution.packages if p.name not in have]
-        for p in resolution.packages:
-            if p.name in have and p.name in names:
-                ctx.log(f"  {p.name} is already provided by the system")
-        jobs = [(f"{source.repo_prefix(p.repo)}/{p.location}",
-                 cfg.cache / "packages" / f"{p.checksum[1][:16]}-{Path(p.location).name}",
-                 p.checksum, p.size_package) for p in todo]
+        todo, jobs = plan(ctx, names, source, trust)
         ctx.log(f"  fetching {len(todo)} Rocky package(s): {', '.join(p.name for p in todo)}")
         paths = source.fetch_many(jobs)
     out = []
