@@ -8,6 +8,7 @@ Each phase records what it checked; a failure names the phase, the command and i
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import time
@@ -25,6 +26,19 @@ if shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is Non
 DISK = "/dev/vda"
 HOSTNAME = "levitest"
 USER, USER_PASSWORD, ROOT_PASSWORD = "alice", "Wonder-land-42", "R00t-pass-42"
+GREET_RECIPE = """\
+let name = "greet";
+let version = "1.0";
+let installed = false;
+
+fn acquire() {
+    write_file("greet", "#!/bin/sh\\necho hello from a recipe\\n");
+}
+
+fn install() {
+    install_bin("greet");
+}
+"""
 
 
 class PhaseFailed(AssertionError):
@@ -164,6 +178,14 @@ def test_install_to_disk_and_boot_it(sample_iso, tmp_path):
         inst.check("sudo works for the wheel user", whoami == "root", whoami)
         route = inst.run("ip -4 route show default; ip -4 -o addr show scope global", expect_status=None)
         inst.check("the network is up (DHCP)", "default via" in route and "10.0.2." in route, route)
+        inst.check("the official recipes are in recipe's system directory",
+                   {"hello", "jq", "tmux", "tree"} <= set(re.findall(r"^(\S+)\s", inst.run("recipe list"), re.M)))
+        inst.run(f"mkdir -p ~/r && echo {base64.b64encode(GREET_RECIPE.encode()).decode()} | base64 -d > ~/r/greet.rhai")
+        inst.run("recipe --recipes ~/r --prefix ~/.local install greet", timeout=180)
+        inst.check("recipe installs into the user's prefix with the image's own python3",
+                   inst.run("~/.local/bin/greet") == "hello from a recipe")
+        inst.check("the recipe file records the installed state",
+                   inst.run("grep -l 'installed = true' ~/r/*.rhai").endswith("/r/greet.rhai"))
         inst.check("the boot entry bootctl wrote is in the firmware's variable store",
                    "Linux Boot Manager" in inst.run(f"echo '{USER_PASSWORD}' | sudo -S -p '' bootctl list "
                                                     "--no-pager 2>/dev/null; efibootmgr 2>/dev/null; "

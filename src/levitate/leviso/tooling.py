@@ -1,4 +1,5 @@
-"""This project's own commands in the image: recstrap, recfstab, recchroot, recboot, recipe.
+"""This project's own commands in the image: recstrap, recfstab, recchroot, recboot, recipe,
+rhai-run, and the official recipes in /usr/share/recipe/recipes (recipe's system directory).
 
 The image's python3 runs them, not the build host's: its version can differ (Rocky 10 has 3.12)
 and it may have no pip. So the package and its dependencies are copied into
@@ -33,7 +34,9 @@ COMMANDS = {                        # command -> module with main()
     "recchroot": "levitate.install.recchroot",
     "recboot": "levitate.install.recboot",
     "recipe": "levitate.recipe.cli",
+    "rhai-run": "levitate.recipe.rhai.cli",
 }
+RECIPES = "/usr/share/recipe/recipes"          # levitate.recipe.registry.SYSTEM_DIR
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 SCRIPT = """\
@@ -123,12 +126,16 @@ def _package_dir() -> Path:
     return Path(__file__).resolve().parents[1]                # src/levitate
 
 
+def _recipes_dir() -> Path:
+    return _package_dir().parents[1] / "recipes"              # the repository's official recipes
+
+
 def tooling_inputs() -> str:
     """What the installed tooling depends on: the package's sources, its dependencies' versions
     and the build host's Python (which decides between copying and downloading compiled ones)."""
     from .stamp import tree_digest
     deps = [f"{d.metadata['Name']}=={d.version}" for d in dependencies()]
-    return f"{tree_digest(_package_dir(), ('__pycache__',))} {' '.join(deps)} {sys.version_info[:2]}"
+    return f"{tree_digest(_package_dir(), ('__pycache__',))} {tree_digest(_recipes_dir())} {' '.join(deps)} {sys.version_info[:2]}"
 
 
 def install_tooling(root: Path, wheel_cache: Path) -> dict[str, str]:
@@ -159,6 +166,14 @@ def install_tooling(root: Path, wheel_cache: Path) -> dict[str, str]:
         script.unlink(missing_ok=True)
         script.write_text(SCRIPT.format(command=command, site=SITE, module=module))
         script.chmod(0o755)
+    recipes = root / RECIPES.lstrip("/")
+    if recipes.exists():
+        shutil.rmtree(recipes)
+    if _recipes_dir().is_dir():
+        shutil.copytree(_recipes_dir(), recipes)
+    else:
+        log.warning("    tooling: no official recipes at %s (not a source checkout); %s stays empty",
+                    _recipes_dir(), RECIPES)
     in_chroot(root, ["/usr/bin/python3", "-m", "compileall", "-q",
                      "--invalidation-mode", "unchecked-hash", SITE],
               what=f"compiling {SITE} with the image's Python {version}")
