@@ -11,7 +11,8 @@ capabilities, ACLs), since a faster tool that drops them is no alternative. Run 
 
     .venv/bin/python bench/bench_recstrap.py [--image IMAGE | --tree DIR] [--runs 3]
 
-Default image: the sample ISO's /tmp/t2/work/filesystem.erofs when it exists (read only).
+Default image: the sample repository's base image, built as a user would (`leviso extract`, then
+`leviso image`) in .cache/bench-recstrap, where leviso's stamps make later runs reuse it.
 """
 
 from __future__ import annotations
@@ -29,11 +30,32 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = Path("/tmp/t2/work/filesystem.erofs")
+sys.path.insert(0, str(REPO))
+
+from tests.sample_repo import build_sample_repo  # noqa: E402
+from tests.support import copy_profile, run_leviso, sample_dir  # noqa: E402
+
+BUILD_DIR = REPO / ".cache" / "bench-recstrap"
 
 
 def sh(*argv, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in argv], check=True, capture_output=True, **kwargs)
+
+
+def sample_image() -> Path:
+    """The sample repository's base image (WORKDIR/filesystem.erofs), built or found up to date."""
+    sample = build_sample_repo(sample_dir())
+    profile = BUILD_DIR / "profile"
+    if not profile.is_dir():
+        copy_profile(sample, profile)
+    options = ["--profile", profile, "--source", f"dir:{sample.mirror}", "--cache", BUILD_DIR / "downloads",
+               "--workdir", BUILD_DIR / "work", "--output", BUILD_DIR / "output"]
+    for command in ("extract", "image"):
+        print(f"building the sample base image: leviso {command}", flush=True)
+        proc = run_leviso(command, *options, timeout=3600)
+        if proc.returncode:
+            sys.exit(f"leviso {command} failed:\n{proc.stderr}")
+    return BUILD_DIR / "work" / "filesystem.erofs"
 
 
 def drop_caches() -> None:
@@ -63,21 +85,20 @@ def kept(tree: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", type=Path, help="an EROFS image (default: the sample ISO's base image)")
+    parser.add_argument("--image", type=Path, help="an EROFS image (default: the sample repository's base image)")
     parser.add_argument("--tree", type=Path, help="build the image from this tree with mkfs.erofs -zlz4hc")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", default="4G", help="size of each fresh target filesystem")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (mounts, owners, capabilities)")
+    image = args.image or (None if args.tree else sample_image())
     work = Path(tempfile.mkdtemp(prefix="bench-recstrap-", dir="/var/tmp"))
-    image = args.image
     if args.tree:
         image = work / "filesystem.erofs"
         sh("mkfs.erofs", "--quiet", "-zlz4hc", image, args.tree)
-    image = image or DEFAULT_IMAGE
     if not image.is_file():
-        sys.exit(f"{image}: no such image (pass --image or --tree)")
+        sys.exit(f"{image}: no such image")
     probe = subprocess.run(["fsck.erofs", "--help"], capture_output=True, text=True)
     has_extract = "--extract" in probe.stdout + probe.stderr
     source = work / "source"

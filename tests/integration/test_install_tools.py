@@ -379,10 +379,10 @@ def start_and_interrupt(target: Path, image: Path, sig: int) -> subprocess.Popen
 def test_interrupted_then_force_completes(tmp_path, cleanup_mounts, sig):
     tree = rich_tree(tmp_path / "tree")
     (tree / "data").mkdir()
-    for i in range(300):
-        (tree / f"data/file{i:03}").write_bytes(os.urandom(128 << 10))
+    for i in range(1200):                      # 150 MiB: still copying when the signal comes, even unloaded
+        (tree / f"data/file{i:04}").write_bytes(os.urandom(128 << 10))
     image = mkfs_erofs(tree, tmp_path / "img.erofs", None)
-    with loop_fs(tmp_path, "target", 512, ["mkfs.ext4", "-q", "-F"]) as target, \
+    with loop_fs(tmp_path, "target", 768, ["mkfs.ext4", "-q", "-F"]) as target, \
             mounted_image(image, tmp_path / "source") as source:
         proc = start_and_interrupt(target, image, sig)
         if sig == signal.SIGINT:
