@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -337,11 +339,21 @@ def test_filesystem_too_small(tmp_path, cleanup_mounts):
 
 
 def test_not_root(tmp_path, rich_image):
-    (tmp_path / "t").mkdir()
-    tmp_path.chmod(0o755)
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
-                           "levitate.install.recstrap", str(tmp_path / "t"), "--rootfs", str(rich_image)],
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(Path(recstrap.__file__).parents[2])))
+    """As nobody, with a copy of the package and an interpreter that nobody can reach (the checkout
+    and the venv may sit in directories only root may enter)."""
+    public = Path(tempfile.mkdtemp(prefix="recstrap-not-root-"))
+    try:
+        public.chmod(0o755)
+        shutil.copytree(Path(recstrap.__file__).parents[1], public / "levitate",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(rich_image, public / "img.erofs")
+        (public / "t").mkdir()
+        python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-m",
+                               "levitate.install.recstrap", str(public / "t"), "--rootfs", str(public / "img.erofs")],
+                              capture_output=True, text=True, cwd=public, env=dict(os.environ, PYTHONPATH=str(public)))
+    finally:
+        shutil.rmtree(public)
     assert proc.returncode == recstrap.EXIT_NOT_ROOT, proc.stderr
     one_error_line(proc, "recstrap", "root")
 
