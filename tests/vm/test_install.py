@@ -99,6 +99,7 @@ def test_install_to_disk_and_boot_it(sample_iso, tmp_path):
         inst = Installer(vm)
         inst.start("1 boot the ISO")
         inst.check("booted in UEFI mode", inst.run("test -d /sys/firmware/efi && echo uefi") == "uefi")
+        inst.check("the guide is on the medium", "recstrap /mnt" in inst.run("cat /usr/share/doc/levitate/install.md"))
         guest_now = int(inst.run("date +%s"))
         inst.check("the clock is sane", abs(guest_now - time.time()) < 86400, f"guest {guest_now}, host {time.time():.0f}")
 

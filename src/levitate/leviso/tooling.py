@@ -1,5 +1,6 @@
 """This project's own commands in the image: recstrap, recfstab, recchroot, recboot, recipe,
-rhai-run, and the official recipes in /usr/share/recipe/recipes (recipe's system directory).
+rhai-run, the official recipes in /usr/share/recipe/recipes (recipe's system directory) and the
+installation guide in /usr/share/doc/levitate/.
 
 The image's python3 runs them, not the build host's: its version can differ (Rocky 10 has 3.12)
 and it may have no pip. So the package and its dependencies are copied into
@@ -37,6 +38,8 @@ COMMANDS = {                        # command -> module with main()
     "rhai-run": "levitate.recipe.rhai.cli",
 }
 RECIPES = "/usr/share/recipe/recipes"          # levitate.recipe.registry.SYSTEM_DIR
+DOCS = "/usr/share/doc/levitate"
+GUIDES = ("install.md", "install-tools.md", "recipe.md")       # from the repository's docs/
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 SCRIPT = """\
@@ -130,12 +133,16 @@ def _recipes_dir() -> Path:
     return _package_dir().parents[1] / "recipes"              # the repository's official recipes
 
 
+def _docs_dir() -> Path:
+    return _package_dir().parents[1] / "docs"
+
+
 def tooling_inputs() -> str:
     """What the installed tooling depends on: the package's sources, its dependencies' versions
     and the build host's Python (which decides between copying and downloading compiled ones)."""
     from .stamp import tree_digest
     deps = [f"{d.metadata['Name']}=={d.version}" for d in dependencies()]
-    return f"{tree_digest(_package_dir(), ('__pycache__',))} {tree_digest(_recipes_dir())} {' '.join(deps)} {sys.version_info[:2]}"
+    return f"{tree_digest(_package_dir(), ('__pycache__',))} {tree_digest(_recipes_dir())} {tree_digest(_docs_dir())} {' '.join(deps)} {sys.version_info[:2]}"
 
 
 def install_tooling(root: Path, wheel_cache: Path) -> dict[str, str]:
@@ -174,6 +181,11 @@ def install_tooling(root: Path, wheel_cache: Path) -> dict[str, str]:
     else:
         log.warning("    tooling: no official recipes at %s (not a source checkout); %s stays empty",
                     _recipes_dir(), RECIPES)
+    docs = root / DOCS.lstrip("/")
+    docs.mkdir(parents=True, exist_ok=True)
+    for guide in GUIDES:
+        if (_docs_dir() / guide).is_file():
+            shutil.copyfile(_docs_dir() / guide, docs / guide)
     in_chroot(root, ["/usr/bin/python3", "-m", "compileall", "-q",
                      "--invalidation-mode", "unchecked-hash", SITE],
               what=f"compiling {SITE} with the image's Python {version}")
