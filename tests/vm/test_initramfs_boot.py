@@ -401,11 +401,8 @@ ESP_SERIAL = "1A2B3C4D"
 ROOT_PARTUUID = "8f3a9b2c-1d4e-4f60-a7b8-c9d0e1f2a3b4"
 
 
-@pytest.fixture(scope="module")
-def installed_disk(tree, tmp_path_factory) -> Path:
-    """A GPT disk: a FAT32 ESP, then an ext4 root (fixed UUIDs) holding the tiny init."""
-    tmp = tmp_path_factory.mktemp("installed")
-    root = tmp / "root"
+def _tiny_root(tree, root: Path) -> Path:
+    """The tree of an installed system reduced to busybox and the tiny init."""
     for d in ("bin", "sbin", "etc", "dev", "proc", "sys", "run", "tmp"):
         (root / d).mkdir(parents=True)
     shutil.copyfile(tree.busybox, root / "bin/busybox")
@@ -415,24 +412,63 @@ def installed_disk(tree, tmp_path_factory) -> Path:
     (root / "sbin/init").write_text(TINY_INIT)
     (root / "sbin/init").chmod(0o755)
     (root / "etc/layer").write_text("installed\n")
-    part = tmp / "root.ext4"
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "lvroot", "-U", ROOT_FS_UUID, "-d", root, part, "32M"],
-                   check=True, capture_output=True)
+    return root
+
+
+def _xfs_protofile(root: Path) -> str:
+    """mkfs.xfs -p: the tree as a prototype file (xfsprogs 6.1 has no `-d DIR` like mkfs.ext4)."""
+    def entries(directory: Path, depth: int) -> list[str]:
+        lines = []
+        for path in sorted(directory.iterdir()):
+            mode = f"{os.lstat(path).st_mode & 0o777:03o}"
+            if path.is_symlink():
+                lines.append(f"{' ' * depth}{path.name} l--{mode} 0 0 {os.readlink(path)}")
+            elif path.is_dir():
+                lines += [f"{' ' * depth}{path.name} d--{mode} 0 0", *entries(path, depth + 1), f"{' ' * depth}$"]
+            else:
+                lines.append(f"{' ' * depth}{path.name} ---{mode} 0 0 {path}")
+        return lines
+    return "\n".join(["/dev/null", "0 0", "d--755 0 0", *entries(root, 1), "$", ""])
+
+
+def _root_partition(tree, tmp: Path, fstype: str) -> Path:
+    root = _tiny_root(tree, tmp / f"root-{fstype}")
+    part = tmp / f"root.{fstype}"
+    if fstype == "ext4":
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "lvroot", "-U", ROOT_FS_UUID, "-d", root, part, "32M"],
+                       check=True, capture_output=True)
+    else:                                          # xfs: 300 MiB is the smallest mkfs.xfs makes
+        proto = tmp / "root.proto"
+        proto.write_text(_xfs_protofile(root))
+        with open(part, "wb") as f:
+            f.truncate(300 * 2**20)
+        subprocess.run(["mkfs.xfs", "-q", "-L", "lvroot", "-m", f"uuid={ROOT_FS_UUID}", "-p", proto, part],
+                       check=True, capture_output=True)
+    return part
+
+
+def _installed_disk(tree, tmp: Path, fstype: str) -> Path:
+    """A GPT disk: a FAT32 ESP, then the root (fixed UUIDs) holding the tiny init."""
+    part = _root_partition(tree, tmp, fstype)
     esp = tmp / "esp.fat"
     subprocess.run(["mkfs.fat", "-C", "-F", "32", "-n", "MYESP", "-i", ESP_SERIAL, esp, str(33 * 1024)],
                    check=True, capture_output=True)
-    disk = tmp / "disk.raw"
+    root_sectors = part.stat().st_size // 512
+    disk = tmp / f"disk-{fstype}.raw"
     with open(disk, "wb") as f:
-        f.truncate(112 * 2**20)
+        f.truncate((69632 + root_sectors + 2048) * 512)
     subprocess.run(["sfdisk", "--quiet", disk], input=(
         "label: gpt\nstart=2048, size=67584, type=uefi\n"
-        f"start=69632, size=65536, type=linux, uuid={ROOT_PARTUUID}\n"), text=True, check=True)
-    with open(disk, "r+b") as f:
-        f.seek(2048 * 512)
-        f.write(esp.read_bytes())
-        f.seek(69632 * 512)
-        f.write(part.read_bytes())
+        f"start=69632, size={root_sectors}, type=linux, uuid={ROOT_PARTUUID}\n"), text=True, check=True)
+    for image, sector in ((esp, 2048), (part, 69632)):
+        subprocess.run(["dd", f"if={image}", f"of={disk}", "bs=512", f"seek={sector}", "conv=sparse,notrunc",
+                        "status=none"], check=True)
     return disk
+
+
+@pytest.fixture(scope="module")
+def installed_disk(tree, tmp_path_factory) -> Path:
+    return _installed_disk(tree, tmp_path_factory.mktemp("installed"), "ext4")
 
 
 @pytest.fixture(scope="module")
@@ -447,12 +483,21 @@ def disk_initrd(tree, tmp_path_factory) -> Path:
 def test_installed_root_is_mounted_read_only_and_switched_to(tree, disk_initrd, spec, installed_disk, tmp_path):
     """The same initramfs boots an installed system: the root found by PARTUUID (read from the GPT by
     /init itself; case does not matter) or by filesystem UUID, mounted read-only for systemd's fsck."""
-    drive = ["-drive", f"file={installed_disk},format=raw,if=virtio,snapshot=on"]
-    with Boot(tree, disk_initrd, f"root={spec}", drive, tmp_path / "installed.log") as vm:
+    boot_installed(tree, disk_initrd, spec, installed_disk, "ext4", tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("mkfs.xfs") is None, reason="needs mkfs.xfs (xfsprogs)")
+def test_installed_root_on_xfs(tree, disk_initrd, tmp_path):
+    boot_installed(tree, disk_initrd, f"UUID={ROOT_FS_UUID}", _installed_disk(tree, tmp_path, "xfs"), "xfs", tmp_path)
+
+
+def boot_installed(tree, initrd: Path, spec: str, disk: Path, fstype: str, tmp_path: Path) -> None:
+    drive = ["-drive", f"file={disk},format=raw,if=virtio,snapshot=on"]
+    with Boot(tree, initrd, f"root={spec}", drive, tmp_path / "installed.log") as vm:
         vm.expect(rf"LEVITATE-INIT: mounted the root /dev/vda2 \({re.escape(spec)}\) at /sysroot \(ro\)")
         vm.expect(r"TINY-INIT: pid 1\b")
         vm.expect(r"TINY-LAYER: installed")
-        vm.expect(r"TINY-ROOT: ext4")
+        vm.expect(rf"TINY-ROOT: {fstype}")
         vm.expect(r"TINY-INIT: done")
 
 
