@@ -158,13 +158,15 @@ def _clear(dst: str) -> None:
 
 
 def copy_item(src: str, dst: str, st: os.stat_result, buf: bytearray, replace: bool, plain: bool = False) -> None:
-    """One non-directory entry, with everything about it (only content and times when `plain`)."""
+    """One non-directory entry, with everything about it. A `plain` destination (a filesystem
+    without Unix owners, links or xattrs: the ESP at /boot) keeps a file's content and times;
+    anything else cannot be stored there, and saying so beats losing it."""
     if replace:
         _clear(dst)
     mode = st.st_mode
-    if plain:
-        _copy_plain(src, dst, st, buf)
-        return
+    if plain and not stat.S_ISREG(mode):
+        raise CopyError(f"{dst}: a {_kind(mode)} cannot be stored on this filesystem (FAT?); "
+                        "mount it after recstrap, or not under the new root")
     if stat.S_ISREG(mode):
         sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
@@ -172,9 +174,10 @@ def copy_item(src: str, dst: str, st: os.stat_result, buf: bytearray, replace: b
             try:
                 if st.st_size:
                     _copy_sparse(sfd, dfd, st.st_size, buf)
-                os.fchown(dfd, st.st_uid, st.st_gid)
-                _copy_xattrs(sfd, dfd, True)
-                os.fchmod(dfd, stat.S_IMODE(mode))
+                if not plain:
+                    os.fchown(dfd, st.st_uid, st.st_gid)
+                    _copy_xattrs(sfd, dfd, True)
+                    os.fchmod(dfd, stat.S_IMODE(mode))
                 os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
             finally:
                 os.close(dfd)
@@ -192,25 +195,6 @@ def copy_item(src: str, dst: str, st: os.stat_result, buf: bytearray, replace: b
     _copy_xattrs(src, dst, False)
     os.chmod(dst, stat.S_IMODE(mode))
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-def _copy_plain(src: str, dst: str, st: os.stat_result, buf: bytearray) -> None:
-    """A file onto a filesystem without Unix owners, links or xattrs (the ESP at /boot): its
-    content and times; anything else cannot be stored there, and saying so beats losing it."""
-    if not stat.S_ISREG(st.st_mode):
-        raise CopyError(f"{dst}: a {_kind(st.st_mode)} cannot be stored on this filesystem (FAT?); "
-                        "mount it after recstrap, or not under the new root")
-    sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        try:
-            if st.st_size:
-                _copy_sparse(sfd, dfd, st.st_size, buf)
-            os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
-        finally:
-            os.close(dfd)
-    finally:
-        os.close(sfd)
 
 
 def _kind(mode: int) -> str:

@@ -242,17 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     try:
         return run(args)
-    except RhaiError as exc:
+    except LevitateError as exc:                       # RhaiError too: its headline has file:line:col
         if debug:
             raise
-        print(f"recipe: error: {exc.headline()}", file=sys.stderr)
-        if exc.hint:
-            print(f"recipe: hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
-    except LevitateError as exc:
-        if debug:
-            raise
-        print(f"recipe: error: {exc.message}", file=sys.stderr)
+        print(f"recipe: error: {exc.headline() if isinstance(exc, RhaiError) else exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"recipe: hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..util.errors import LevitateError
+from .helpers.checksum import file_digest
 
 STATE_DIR = Path("var/lib/recipe")
 
@@ -47,14 +47,6 @@ class LockedError(LevitateError):
 
 def state_dir(prefix: Path) -> Path:
     return Path(prefix) / STATE_DIR
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class PrefixLock:
@@ -330,9 +322,9 @@ class Transaction:
         src = self._src(target)
         key = str(target)
         if _is_config(self.prefix, target) and src.is_file() and not src.is_symlink():
-            new = out.config[key] = sha256_of(src)
+            new = out.config[key] = file_digest(src, "sha256")
             if key in self.own_files and target.is_file() and not target.is_symlink():
-                current, before = sha256_of(target), self.own_config.get(key)
+                current, before = file_digest(target, "sha256"), self.own_config.get(key)
                 if current == new:
                     out.files.append(key)
                     return
@@ -364,7 +356,7 @@ class Transaction:
         self._step()
         key = str(path)
         if _is_config(self.prefix, path) and path.is_file() and not path.is_symlink() and \
-                key in self.own_config and sha256_of(path) != self.own_config[key]:
+                key in self.own_config and file_digest(path, "sha256") != self.own_config[key]:
             save = path.with_name(path.name + ".recipesave")
             if os.path.lexists(save):
                 bak = journal.backup_path()

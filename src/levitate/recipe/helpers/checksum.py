@@ -20,16 +20,12 @@ def _hasher(algo: str):
 
 
 def file_digest(path: Path, algo: str) -> str:
-    h = _hasher(algo)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_hashes(path, (algo,))[algo]
 
 
-def file_hashes(path: Path) -> dict[str, str]:
-    """Every supported digest of a file, in one read."""
-    hs = {a: _hasher(a) for a in ALGORITHMS}
+def file_hashes(path: Path, algos: tuple[str, ...] = ALGORITHMS) -> dict[str, str]:
+    """The digests of a file (every supported one by default), in one read."""
+    hs = {a: _hasher(a) for a in algos}
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             for h in hs.values():
