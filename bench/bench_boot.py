@@ -39,27 +39,12 @@ sys.path.insert(0, str(REPO))
 
 from levitate.leviso.qemu import accel_args, clean_console_text  # noqa: E402
 from levitate.leviso.vmtest import run_live_test  # noqa: E402
-from tests.sample_repo import build_sample_repo  # noqa: E402
-from tests.support import copy_profile, run_leviso, sample_dir  # noqa: E402
+from tests.support import build_sample  # noqa: E402
 
 RUN_INIT = re.compile(r"\[\s*(\d+\.\d+)\] Run /init as init process")
 COLUMNS = ("boot", "prekernel", "firmware", "loader", "kernel", "initramfs", "userspace", "memory")
 HEADINGS = {"boot": "QEMU -> shell", "prekernel": "QEMU -> kernel", "firmware": "firmware", "loader": "loader",
             "kernel": "kernel", "initramfs": "initramfs", "userspace": "userspace", "memory": "memory used"}
-
-
-def build_sample_iso(tmp: Path) -> Path:
-    """The sample ISO, built as a user would: `leviso extract`, then `leviso iso`."""
-    sample = build_sample_repo(sample_dir())
-    profile = copy_profile(sample, tmp / "profile")
-    options = ["--profile", profile, "--source", f"dir:{sample.mirror}", "--cache", tmp / "downloads",
-               "--workdir", tmp / "work", "--output", tmp / "output"]
-    for command in ("extract", "iso"):
-        print(f"building the sample ISO: leviso {command}", flush=True)
-        proc = run_leviso(command, *options, timeout=3600)
-        if proc.returncode:
-            sys.exit(f"leviso {command} failed:\n{proc.stderr}")
-    return tmp / "output" / "levitateos.iso"
 
 
 def run_init_seconds(log_path: Path) -> float | None:
@@ -100,7 +85,7 @@ def main() -> None:
         accel[accel.index("-cpu") + 1] += ",hypervisor=off"
     with tempfile.TemporaryDirectory(prefix="bench-boot-") as tmp_name:
         tmp = Path(tmp_name)
-        iso = args.iso or build_sample_iso(tmp)
+        iso = args.iso or build_sample(tmp, "extract", "iso") / "output" / "levitateos.iso"
         logs = args.logs or tmp / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         print(f"booting {iso} ({iso.stat().st_size / 2**20:.0f} MiB) {args.boots} times, QEMU {' '.join(accel)}",

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.sample_repo import build_sample_repo  # noqa: E402
-from tests.support import copy_profile, sample_dir  # noqa: E402
+from tests.support import copy_profile, local_build_options, sample_dir  # noqa: E402
 
 STARTED = re.compile(r"^==> (.+)$", re.MULTILINE)
 DONE = re.compile(r"^\s+(.+) done in (\d+(?:\.\d+)?) s$", re.MULTILINE)
@@ -109,8 +109,7 @@ def main() -> None:
         overlay_file = profile / OVERLAY_FILE
         overlay_file.parent.mkdir(parents=True)
         overlay_file.write_text("# bench_build.py\nrun = 0\n")
-        options = ["--profile", profile, "--source", f"dir:{sample.mirror}", "--cache", tmp / "downloads",
-                   "--workdir", tmp / "work", "--output", tmp / "output"]
+        options = local_build_options(sample, tmp)
 
         extract_wall, log = leviso("extract", options, "extract", env)
         extract = stage_times(log)

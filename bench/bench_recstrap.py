@@ -32,8 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.sample_repo import build_sample_repo  # noqa: E402
-from tests.support import copy_profile, run_leviso, sample_dir  # noqa: E402
+from tests.support import build_sample  # noqa: E402
 
 BUILD_DIR = REPO / ".cache" / "bench-recstrap"
 
@@ -44,18 +43,7 @@ def sh(*argv, **kwargs) -> subprocess.CompletedProcess:
 
 def sample_image() -> Path:
     """The sample repository's base image (WORKDIR/filesystem.erofs), built or found up to date."""
-    sample = build_sample_repo(sample_dir())
-    profile = BUILD_DIR / "profile"
-    if not profile.is_dir():
-        copy_profile(sample, profile)
-    options = ["--profile", profile, "--source", f"dir:{sample.mirror}", "--cache", BUILD_DIR / "downloads",
-               "--workdir", BUILD_DIR / "work", "--output", BUILD_DIR / "output"]
-    for command in ("extract", "image"):
-        print(f"building the sample base image: leviso {command}", flush=True)
-        proc = run_leviso(command, *options, timeout=3600)
-        if proc.returncode:
-            sys.exit(f"leviso {command} failed:\n{proc.stderr}")
-    return BUILD_DIR / "work" / "filesystem.erofs"
+    return build_sample(BUILD_DIR, "extract", "image") / "work" / "filesystem.erofs"
 
 
 def drop_caches() -> None:

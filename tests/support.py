@@ -32,6 +32,29 @@ def copy_profile(sample_repo, dest: Path, packages: list[str] | None = None) -> 
     return dest
 
 
+def local_build_options(sample_repo, base: Path) -> list:
+    """`leviso` options for a build of the sample set under `base`, read straight from its mirror
+    directory (no HTTP server): the benchmarks' builds."""
+    return ["--profile", base / "profile", "--source", f"dir:{sample_repo.mirror}", "--cache", base / "downloads",
+            "--workdir", base / "work", "--output", base / "output"]
+
+
+def build_sample(base: Path, *commands: str) -> Path:
+    """Build the sample set under `base` with the real command line, `leviso COMMAND` for each
+    command in turn, as a user would; exits with leviso's error if one fails. A profile already
+    there is kept, so leviso's stamps make a later call with the same `base` quick."""
+    from tests.sample_repo import build_sample_repo
+    sample = build_sample_repo(sample_dir())
+    if not (base / "profile").is_dir():
+        copy_profile(sample, base / "profile")
+    for command in commands:
+        print(f"building the sample set: leviso {command}", flush=True)
+        proc = run_leviso(command, *local_build_options(sample, base), timeout=3600)
+        if proc.returncode:
+            sys.exit(f"leviso {command} failed:\n{proc.stderr}")
+    return base
+
+
 @dataclass(frozen=True)
 class Build:
     profile: Path
