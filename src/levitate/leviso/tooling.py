@@ -13,6 +13,7 @@ read-only, so it could not write it later).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as metadata
 import logging
 import re
@@ -21,6 +22,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from ..recipe.registry import SYSTEM_DIR as RECIPES
 from ..util.errors import LevitateError
 from ..util.run import run
 from .chroot import in_chroot
@@ -37,7 +39,6 @@ COMMANDS = {                        # command -> module with main()
     "recipe": "levitate.recipe.cli",
     "rhai-run": "levitate.recipe.rhai.cli",
 }
-RECIPES = "/usr/share/recipe/recipes"          # levitate.recipe.registry.SYSTEM_DIR
 DOCS = "/usr/share/doc/levitate"
 GUIDES = ("install.md", "install-tools.md", "recipe.md")       # from the repository's docs/
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
@@ -139,10 +140,13 @@ def _docs_dir() -> Path:
 
 def tooling_inputs() -> str:
     """What the installed tooling depends on: the package's sources, its dependencies' versions
-    and the build host's Python (which decides between copying and downloading compiled ones)."""
+    and the build host's Python (which decides between copying and downloading compiled ones), and
+    the recipes and guides it ships."""
     from .stamp import tree_digest
     deps = [f"{d.metadata['Name']}=={d.version}" for d in dependencies()]
-    return f"{tree_digest(_package_dir(), ('__pycache__',))} {tree_digest(_recipes_dir())} {tree_digest(_docs_dir())} {' '.join(deps)} {sys.version_info[:2]}"
+    guides = [hashlib.sha256(p.read_bytes()).hexdigest() for p in map(_docs_dir().joinpath, GUIDES) if p.is_file()]
+    return (f"{tree_digest(_package_dir(), ('__pycache__',))} {tree_digest(_recipes_dir())} {' '.join(guides)} "
+            f"{' '.join(deps)} {sys.version_info[:2]}")
 
 
 def install_tooling(root: Path, wheel_cache: Path) -> dict[str, str]:
@@ -173,7 +177,7 @@ def install_tooling(root: Path, wheel_cache: Path) -> dict[str, str]:
         script.unlink(missing_ok=True)
         script.write_text(SCRIPT.format(command=command, site=SITE, module=module))
         script.chmod(0o755)
-    recipes = root / RECIPES.lstrip("/")
+    recipes = root / RECIPES.relative_to("/")
     if recipes.exists():
         shutil.rmtree(recipes)
     if _recipes_dir().is_dir():
