@@ -403,7 +403,7 @@ class VM:
             of this VM, or `vars_path` (copied there once, then kept: a persistent VM).
         boot_from: which device the firmware boots first (default: the ISO if any, else the first
             disk). The disks follow in their order; with "disk" the ISO is not offered to OVMF.
-        console: "pexpect" (serial console on a socket, logged, driven by wait_for/run),
+        console: "pexpect" (serial console on a pipe, logged, driven by wait_for/run),
             "stdio" (serial console in this terminal; Ctrl-A X quits) or "gui" (a window).
         log_path: the serial console log (default: a file in the temporary directory, kept).
         silence_timeout: wait_for fails when the console says nothing for this long.
