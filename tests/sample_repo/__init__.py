@@ -1,5 +1,5 @@
-"""The sample repository: Debian 12 packages repacked as a small, signed, Rocky-shaped RPM
-repository (mirror trees, a DVD ISO, a signed CHECKSUM, a profile), so tests walk the same chain
+"""The sample repository: Debian 13 (trixie) packages repacked as a small, signed, Rocky-shaped
+RPM repository with EL10's packaging traits (mirror trees, a DVD ISO, a signed CHECKSUM, a profile), so tests walk the same chain
 of trust as a real build without Rocky's mirrors. See DESIGN.md, "Testing without the internet".
 
     python -m tests.sample_repo OUTDIR          # by hand

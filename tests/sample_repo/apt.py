@@ -1,8 +1,10 @@
 """The dependency closure of the wanted Debian packages, resolved and downloaded by apt.
 
-apt is pointed at an EMPTY dpkg status file (as if nothing were installed) and at private
-caches, so the host's own package state never leaks in and the host's apt caches are not
-touched. Resolving prints the URIs of the closure (`--print-uris` into an empty archive dir);
+apt runs with a configuration of its own (APT_CONFIG, inside OUTDIR/apt): Debian 13 (trixie)
+sources signed by the archive keyring, private package lists, an EMPTY dpkg status file (as if
+nothing were installed) and private caches. The host's sources, lists, preferences and caches
+are never read or touched, so a Debian 12 host builds the same trixie set as any other.
+Resolving prints the URIs of the closure (`--print-uris` into an empty archive dir);
 the SHA256 of each .deb comes from `apt-cache show` (print-uris gives MD5 or nothing). The
 resolved list (name, version, sha256) is what the sample repository is cached by, so a Debian
 point release (a new kernel ABI, a security update) is picked up by itself.
@@ -22,7 +24,36 @@ from levitate.util.run import run
 
 from .debpkg import parse_fields
 
-LISTS = Path("/var/lib/apt/lists")
+MIRROR = "http://deb.debian.org/debian"
+SECURITY = "http://deb.debian.org/debian-security"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"   # debian-archive-keyring (2023.3+) has trixie's keys
+# main, and non-free-firmware for intel-microcode/amd64-microcode. Updates and security too:
+# the kernel's fixes come through trixie-security, and a point release rebuilds by itself.
+SOURCES = (
+    f"deb [signed-by={KEYRING}] {MIRROR} trixie main non-free-firmware\n"
+    f"deb [signed-by={KEYRING}] {MIRROR} trixie-updates main non-free-firmware\n"
+    f"deb [signed-by={KEYRING}] {SECURITY} trixie-security main non-free-firmware\n"
+)
+
+
+def apt_conf(state: Path) -> str:
+    """The whole apt configuration: the host's /etc/apt is not read at all (Dir::Etc::main and
+    parts point into `state`), only amd64, no translations or Contents (CI starts bare)."""
+    opts = {
+        "Dir::Etc::main": "/dev/null",
+        "Dir::Etc::parts": state / "apt.conf.d",
+        "Dir::Etc::sourcelist": state / "sources.list",
+        "Dir::Etc::sourceparts": state / "sources.list.d",
+        "Dir::Etc::preferences": "/dev/null",
+        "Dir::Etc::preferencesparts": state / "preferences.d",
+        "Dir::State": state,
+        "Dir::State::Lists": state / "lists",
+        "Dir::Cache": state / "cache",
+        "APT::Architecture": "amd64",
+        "Acquire::Languages": "none",
+        "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled": "false",
+    }
+    return "".join(f'{k} "{v}";\n' for k, v in opts.items()) + 'APT::Architectures { "amd64"; };\n'
 
 
 @dataclass(frozen=True)
@@ -43,11 +74,17 @@ class Apt:
 
     def __init__(self, state: Path):
         self.state = state
-        state.mkdir(parents=True, exist_ok=True)
+        self.lists = state / "lists"
+        self.conf = state / "apt.conf"
+        for d in ("apt.conf.d", "sources.list.d", "preferences.d", "lists/partial", "cache",
+                  "empty-archives/partial"):
+            (state / d).mkdir(parents=True, exist_ok=True)
         self.status = state / "status"
         if not self.status.exists():
             self.status.write_text("")
-        (state / "empty-archives" / "partial").mkdir(parents=True, exist_ok=True)
+        for path, text in ((self.conf, apt_conf(state)), (state / "sources.list", SOURCES)):
+            if not path.is_file() or path.read_text() != text:
+                path.write_text(text)
 
     def options(self, archives: Path) -> list[str]:
         opts = {
@@ -64,7 +101,25 @@ class Apt:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
+        return {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive", "APT_CONFIG": str(self.conf)}
+
+    def ensure_lists(self) -> None:
+        """apt needs its package lists; fetch them only when there are none."""
+        if not any(self.lists.glob("*_Packages*")):
+            run(["apt-get", *self.options(self.state / "empty-archives"), "update", "-qq"], env=self.env,
+                what="apt-get update (Debian 13 lists)",
+                hint="the sample repository is built from Debian's archive: is deb.debian.org reachable?")
+
+    def lists_signature(self) -> str:
+        """A cheap fingerprint of everything apt resolves from (its private lists and
+        configuration): when it is unchanged, so is the closure, and a warm run asks apt nothing."""
+        items = [SOURCES, apt_conf(self.state)]
+        if self.lists.is_dir():
+            for p in sorted(self.lists.iterdir()):
+                if p.is_file() and p.name != "lock":
+                    st = p.stat()
+                    items.append((p.name, st.st_size, st.st_mtime_ns))
+        return hashlib.sha256(json.dumps(items).encode()).hexdigest()
 
     def resolve(self, packages: list[str]) -> list[DebRef]:
         """The closure of `packages` (no Recommends), with each .deb's URL and SHA256."""
@@ -131,23 +186,3 @@ def _sha256(path: Path) -> str | None:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def ensure_lists() -> None:
-    """apt needs its package lists; fetch them only when there are none."""
-    if not any(LISTS.glob("*_Packages*")):
-        run(["apt-get", "update", "-qq"], what="apt-get update",
-            hint="the sample repository is built from Debian's archive: is deb.debian.org reachable?")
-
-
-def lists_signature() -> str:
-    """A cheap fingerprint of everything apt resolves from (its lists and configuration): when
-    it is unchanged, so is the closure, and a warm run needs no apt call at all."""
-    items = []
-    for base in (LISTS, Path("/etc/apt")):
-        if base.is_dir():
-            for p in sorted(base.rglob("*")):
-                if p.is_file() and "partial" not in p.parts and p.name != "lock":
-                    st = p.stat()
-                    items.append((str(p), st.st_size, st.st_mtime_ns))
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()

@@ -18,7 +18,9 @@ import multiprocessing
 import os
 import re
 import shutil
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +28,9 @@ from pathlib import Path
 
 from levitate.util.errors import LevitateError
 
-from .apt import Apt, DebRef, ensure_lists, lists_signature
+from .apt import Apt, DebRef
+from .el10 import (RELEASE_NAME, add_sysusers_deps, firmware_packages, make_crypto_policies, make_dracut,
+                   make_release, split_kernel)
 from .packageset import make_packages
 from .repack import Unpacked, unpack
 from .repo import (ISO_NAME, REPODATA_COMPRESSION, REPOS, createrepo, make_iso, package_dir, repo_dir,
@@ -38,9 +42,12 @@ from .sign import OTHER_UID, UID, GpgHome, gpg_home, spaced
 
 log = logging.getLogger("levitate.sample_repo")
 
-# The set DESIGN.md names (Debian 12 names); the profile's packages.txt lists these.
+# The set DESIGN.md names, in Debian 13 (trixie) names: kernel 6.12 (modules already .ko.xz,
+# CONFIG_MODULE_COMPRESS_XZ as RHEL's), systemd 257 with systemd-boot and its EFI stub
+# (systemd-firstboot is in `systemd`, enabled statically as upstream and EL10 have it),
+# Python 3.13 (not the build host's 3.11).
 WANTED = [
-    "linux-image-amd64", "systemd", "systemd-sysv", "udev", "dbus", "bash", "coreutils",
+    "systemd", "systemd-sysv", "udev", "dbus", "bash", "coreutils",
     "util-linux", "mount", "kmod", "iproute2", "e2fsprogs", "dosfstools", "fdisk", "systemd-boot",
     "systemd-boot-efi", "python3", "busybox-static", "sudo", "login", "passwd", "less", "procps",
     "rpm", "tzdata", "locales", "ca-certificates",
@@ -48,15 +55,23 @@ WANTED = [
     "libnss-myhostname", # the host name resolves without /etc/hosts (Rocky's systemd-libs has it)
     "udhcpc",            # the DHCP client: busybox's, 7 kB (isc-dhcp-client pulls in far more)
 ]
+# Debian packages that become EL10-named ones (see el10.py): the kernel (split), firmware and
+# microcode.
+RENAMED = ["linux-image-amd64", "firmware-linux-free", "amd64-microcode", "intel-microcode"]
 # Asked of apt besides WANTED: base-passwd is where the account files come from (nothing
 # depends on it: it is Essential in Debian); usr-is-merged satisfies init-system-helpers'
 # "usrmerge | usr-is-merged" (the tree IS merged), else apt picks usrmerge and a perl stack.
-REQUEST = WANTED + ["base-passwd", "usr-is-merged"]
-SYNTHETIC = ["setup", "filesystem"]
+REQUEST = WANTED + RENAMED + ["base-passwd", "usr-is-merged"]
+# What the profile lists besides WANTED: EL10 names, and what only weak or no dependencies
+# reach (vendor firmware, as issue 5 of #11 says a profile must list them).
+EL10_NAMES = ["kernel", "kernel-modules", "linux-firmware", "microcode_ctl", "amd-ucode-firmware",
+              "iwlwifi-mvm-firmware"]
+SYNTHETIC = ["setup", "filesystem", RELEASE_NAME, "crypto-policies", "dracut"]
+PROFILE_PACKAGES = WANTED + EL10_NAMES + SYNTHETIC
 
 KEY_FILE = "RPM-GPG-KEY-sample"
 STAMP = ".sample-repo.json"
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -176,15 +191,15 @@ def build_sample_repo(outdir: Path, *, debs: Path | None = None, force: bool = F
         started = time.monotonic()
         builder = builder_hash()
         stamp = None if force else _read_stamp(outdir)
-        signature = lists_signature()
+        apt = Apt(outdir / "apt")
+        signature = apt.lists_signature()
         if stamp and stamp["builder"] == builder and stamp["apt_lists"] == signature:
             log.info("sample-repo: %s is up to date", outdir)
             return SampleRepo.from_stamp(outdir, stamp)
         check_tools()
         with _stage("resolve the closure with apt"):
-            ensure_lists()
-            signature = lists_signature()
-            apt = Apt(outdir / "apt")
+            apt.ensure_lists()
+            signature = apt.lists_signature()
             refs = apt.resolve(REQUEST)
         inputs = inputs_hash(builder, refs)
         if stamp and stamp["inputs"] == inputs:
@@ -219,12 +234,24 @@ def _build(outdir: Path, apt: Apt, refs: list[DebRef], debs: Path, jobs: int) ->
     kernels = [u.kernel_version for u in unpacked if u.kernel_version]
     if len(kernels) != 1:
         raise LevitateError(f"expected one kernel in the closure, found {kernels}")
-    with _stage("map metadata and make setup/filesystem"):
-        packages, users, groups = _describe(unpacked, tmp / "synthetic")
-    with _stage(f"rpmbuild {len(packages)} packages"):
-        rpms = _rpmbuild_all(packages, mirror, tmp / "specs", users, groups, jobs)
-    fpr, other_fpr = _sign_and_publish(outdir, out, mirror, list(rpms.values()), tmp, jobs)
-    write_profile(out / "profile", fingerprint=spaced(fpr), key_file=KEY_FILE, packages=WANTED + SYNTHETIC)
+    with gpg_home(outdir / "gnupg") as home, gpg_home(outdir / "gnupg-other") as other:
+        with _stage("signing keys"):
+            fpr = home.fingerprint() or home.generate(UID)
+            other_fpr = other.fingerprint() or other.generate(OTHER_UID)
+            key = home.export(fpr)
+            (out / KEY_FILE).write_bytes(key)
+            (mirror / KEY_FILE).parent.mkdir(parents=True, exist_ok=True)
+            (mirror / KEY_FILE).write_bytes(key)
+        with _stage("map metadata, EL10 traits, synthetic packages"):
+            packages, users, groups = _describe(unpacked, tmp / "synthetic", kernels[0], key)
+        with _stage(f"rpmbuild {len(packages)} packages"):
+            rpms = _rpmbuild_all(packages, mirror, tmp / "specs", users, groups, jobs)
+        _sign_and_publish(home, fpr, out, mirror, list(rpms.values()), tmp, jobs)
+        for h in (home, other):
+            h.stop_agent()
+        home.copy_to(out / "gnupg")
+        other.copy_to(out / "gnupg-other")
+    write_profile(out / "profile", fingerprint=spaced(fpr), key_file=KEY_FILE, packages=PROFILE_PACKAGES)
     with _stage("move into place"):
         _move_into_place(out, outdir)
         shutil.rmtree(tmp)
@@ -249,10 +276,12 @@ def _unpack_all(paths: dict[str, Path], trees: Path, jobs: int) -> list[Unpacked
     return unpacked
 
 
-def _describe(unpacked: list[Unpacked], synthetic: Path) -> tuple[list[RpmPackage], set[str], set[str]]:
-    """RPM descriptions of the whole set, `setup` and `filesystem` included, and the user and
-    group names %attr may use (base-passwd's)."""
+def _describe(unpacked: list[Unpacked], synthetic: Path, kver: str,
+              key: bytes) -> tuple[list[RpmPackage], set[str], set[str]]:
+    """RPM descriptions of the whole set, with EL10's names and traits and the synthetic
+    packages, and the user and group names %attr may use (base-passwd's)."""
     packages, issues = make_packages(unpacked, REQUEST)
+    packages = el10_traits(packages, synthetic, kver, key)
     for what, items in (("path collisions after merging /usr", issues.collisions),
                         ("Conflicts dropped (satisfied inside the set)", issues.dropped_conflicts),
                         ("Depends not satisfied inside the set", issues.unsatisfied)):
@@ -279,6 +308,21 @@ def _describe(unpacked: list[Unpacked], synthetic: Path) -> tuple[list[RpmPackag
     return packages + [setup, filesystem], users, groups
 
 
+def el10_traits(packages: list[RpmPackage], work: Path, kver: str, key: bytes) -> list[RpmPackage]:
+    """The repacked set under EL10's names, plus dracut, crypto-policies and the release package;
+    user()/group() provides for every package shipping sysusers.d files."""
+    by_name = {p.name: p for p in packages}
+    kept = [p for p in packages if p.name not in {*RENAMED, f"linux-image-{kver}"}]
+    kept += split_kernel(by_name[f"linux-image-{kver}"], kver, work / "kernel")
+    kept += firmware_packages(by_name, work)
+    kept += [make_dracut(work), make_crypto_policies(work), make_release(work, key)]
+    for p in kept:
+        if p.name.startswith("libssl"):          # EL10's openssl-libs requires crypto-policies
+            p.requires.append("crypto-policies")
+    add_sysusers_deps(kept)
+    return kept
+
+
 def nsswitch(trees: dict[str, Path]) -> str | None:
     """/etc/nsswitch.conf as libc-bin's postinst installs it, with `myhostname` added to `hosts`
     after `files` as libnss-myhostname's postinst does."""
@@ -293,10 +337,18 @@ def nsswitch(trees: dict[str, Path]) -> str | None:
 
 def _rpmbuild_all(packages: list[RpmPackage], mirror: Path, specs: Path, users: set[str], groups: set[str],
                   jobs: int) -> dict[str, Path]:
-    """rpmbuild runs as a subprocess: threads suffice. Each tree goes as soon as it is packed."""
+    """rpmbuild runs as a subprocess: threads suffice. Each tree goes as soon as every package
+    built from it is packed (the kernel's subpackages share one)."""
+    users_of_tree = Counter(p.tree for p in packages)
+    lock = threading.Lock()
+
     def build_one(pkg: RpmPackage) -> Path:
         rpm = rpmbuild(pkg, specs / pkg.name, package_dir(mirror, pkg.repo, pkg.filename), users, groups)
-        shutil.rmtree(pkg.tree, ignore_errors=True)
+        with lock:
+            users_of_tree[pkg.tree] -= 1
+            done = users_of_tree[pkg.tree] == 0
+        if done:
+            shutil.rmtree(pkg.tree, ignore_errors=True)
         return rpm
 
     biggest_first = sorted(packages, key=lambda p: -len(p.entries))
@@ -304,33 +356,21 @@ def _rpmbuild_all(packages: list[RpmPackage], mirror: Path, specs: Path, users: 
         return dict(zip((p.name for p in biggest_first), pool.map(build_one, biggest_first)))
 
 
-def _sign_and_publish(outdir: Path, out: Path, mirror: Path, rpms: list[Path], tmp: Path,
-                      jobs: int) -> tuple[str, str]:
-    """Keys (reused from OUTDIR when there), signed RPMs, repodata + repomd.xml.asc, the ISO and
-    its clearsigned CHECKSUM; the keyrings are copied into `out`."""
-    with gpg_home(outdir / "gnupg") as home, gpg_home(outdir / "gnupg-other") as other:
-        with _stage("signing keys"):
-            fpr = home.fingerprint() or home.generate(UID)
-            other_fpr = other.fingerprint() or other.generate(OTHER_UID)
-            key = home.export(fpr)
-            (out / KEY_FILE).write_bytes(key)
-            (mirror / KEY_FILE).write_bytes(key)
-        with _stage(f"rpmsign {len(rpms)} RPMs"):
-            home.rpmsign(fpr, rpms, jobs)
-        with _stage("createrepo_c + repomd.xml.asc"):
-            with ThreadPoolExecutor(len(REPOS)) as pool:
-                repomds = list(pool.map(
-                    lambda r: createrepo(repo_dir(mirror, r), REPODATA_COMPRESSION[r]), REPOS))
-            for repomd in repomds:
-                home.detach_sign(fpr, repomd)
-        with _stage("DVD ISO + CHECKSUM.asc"):
-            iso = make_iso(mirror, out / "isos" / ISO_NAME, out / KEY_FILE, tmp / "iso-extra")
-            home.clearsign(fpr, write_checksum(iso))
-        for h in (home, other):
-            h.stop_agent()
-        home.copy_to(out / "gnupg")
-        other.copy_to(out / "gnupg-other")
-    return fpr, other_fpr
+def _sign_and_publish(home: GpgHome, fpr: str, out: Path, mirror: Path, rpms: list[Path], tmp: Path,
+                      jobs: int) -> None:
+    """Signed RPMs, repodata + repomd.xml.asc (the mirror's), the ISO (whose repodata has no
+    repomd.xml.asc, as install DVDs of this family) and its clearsigned CHECKSUM."""
+    with _stage(f"rpmsign {len(rpms)} RPMs"):
+        home.rpmsign(fpr, rpms, jobs)
+    with _stage("createrepo_c + repomd.xml.asc"):
+        with ThreadPoolExecutor(len(REPOS)) as pool:
+            repomds = list(pool.map(
+                lambda r: createrepo(repo_dir(mirror, r), REPODATA_COMPRESSION[r]), REPOS))
+        for repomd in repomds:
+            home.detach_sign(fpr, repomd)
+    with _stage("DVD ISO + CHECKSUM.asc"):
+        iso = make_iso(mirror, out / "isos" / ISO_NAME, out / KEY_FILE, tmp / "iso-extra")
+        home.clearsign(fpr, write_checksum(iso))
 
 
 def _move_into_place(out: Path, outdir: Path) -> None:

@@ -2,7 +2,8 @@
 
 Mirror:  mirror/REPO/x86_64/os/{Packages/<first letter>/*.rpm, repodata/} as on
          dl.rockylinux.org (Rocky files packages under one-letter directories).
-DVD ISO: REPO/{Packages,repodata} at the ISO's root (no x86_64/os level), the key file,
+DVD ISO: REPO/{Packages,repodata} at the ISO's root (no x86_64/os level; repodata without
+         repomd.xml.asc, as the install DVDs of this family), the key file,
          media.repo and .treeinfo, built from the very same files (no rebuild, no copy).
 """
 
@@ -72,7 +73,14 @@ def make_iso(mirror: Path, iso: Path, key: Path, scratch: Path) -> Path:
     (scratch / "media.repo").write_text(media_repo())
     (scratch / ".treeinfo").write_text(treeinfo(int(time.time())))
     iso.parent.mkdir(parents=True, exist_ok=True)
-    grafts = [f"/{repo}={repo_dir(mirror, repo)}" for repo in REPOS]
+    # The repodata without repomd.xml.asc: install DVDs of this family carry an unsigned
+    # repomd.xml (trust comes from CHECKSUM.asc over the whole ISO); the mirror keeps its .asc.
+    grafts = []
+    for repo in REPOS:
+        root = repo_dir(mirror, repo)
+        grafts.append(f"/{repo}/Packages={root / 'Packages'}")
+        grafts += [f"/{repo}/repodata/{f.name}={f}" for f in sorted((root / "repodata").iterdir())
+                   if f.name != "repomd.xml.asc"]
     grafts += [f"/{key.name}={key}", f"/media.repo={scratch / 'media.repo'}",
                f"/.treeinfo={scratch / '.treeinfo'}"]
     run(["xorriso", "-as", "mkisofs", "-quiet", "-o", iso, "-R", "-J", "-joliet-long", "-iso-level", "3",

@@ -53,6 +53,9 @@ class RpmPackage:
     provides: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     recommends: list[str] = field(default_factory=list)
+    supplements: list[str] = field(default_factory=list)
+    ghost: dict[str, str] = field(default_factory=dict)  # %ghost path -> its other directives (%config...)
+    scripts: dict[str, str] = field(default_factory=dict)  # "post -p <lua>" -> body, as the spec has it
     repo: str = "BaseOS"
 
     @property
@@ -77,14 +80,18 @@ def files_path(path: str) -> str:
     return '"' + _GLOB.sub(r"[\1]", path.replace("%", "%%")) + '"'
 
 
-def files_line(entry: Entry, config: bool, users: set[str], groups: set[str]) -> str:
+def files_line(entry: Entry, config: bool, users: set[str], groups: set[str], ghost: str | None = None) -> str:
+    """`ghost`: None, or the directives a %ghost line carries besides %ghost ("" for none)."""
     user = entry.user if entry.user in users else "root"
     group = entry.group if entry.group in groups else "root"
+    prefix = "" if ghost is None else " ".join(["%ghost", *ghost.split()]) + " "
     if entry.kind == "link":
-        return f"%attr(-,{user},{group}) {files_path(entry.path)}"
+        return f"{prefix}%attr(-,{user},{group}) {files_path(entry.path)}"
     attr = f"%attr({entry.mode:04o},{user},{group})"
     if entry.kind == "dir":
         return f"%dir {attr} {files_path(entry.path)}"
+    if ghost is not None:
+        return f"{prefix}{attr} {files_path(entry.path)}"
     return f"{'%config(noreplace) ' if config else ''}{attr} {files_path(entry.path)}"
 
 
@@ -102,10 +109,12 @@ def spec_text(pkg: RpmPackage, users: set[str], groups: set[str]) -> str:
     lines.append("AutoReqProv: no")
     for tag, values in (("Requires(pre)", pkg.requires_pre), ("Requires", pkg.requires),
                         ("Provides", pkg.provides), ("Conflicts", pkg.conflicts),
-                        ("Recommends", pkg.recommends)):
+                        ("Recommends", pkg.recommends), ("Supplements", pkg.supplements)):
         lines += [f"{tag}: {v}" for v in values]
     lines += ["", "%description", _text(pkg.description) or pkg.name, "", "%files"]
-    lines += [files_line(e, e.path in pkg.config, users, groups) for e in pkg.entries]
+    lines += [files_line(e, e.path in pkg.config, users, groups, pkg.ghost.get(e.path)) for e in pkg.entries]
+    for head, body in pkg.scripts.items():
+        lines += ["", f"%{head}", body.replace("%", "%%").rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

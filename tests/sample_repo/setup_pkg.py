@@ -28,7 +28,7 @@ ALTERNATIVES = (
     ("/usr/bin/nawk", "mawk"),         # mawk.postinst (slave link)
     ("/usr/bin/pager", "less"),        # less.postinst (priority 77, beats util-linux's more: 50)
     ("/usr/bin/which", "which.debianutils"),  # debianutils.postinst
-    ("/usr/bin/w", "w.procps"),        # procps.postinst (bookworm's procps ships w itself)
+    ("/usr/bin/w", "w.procps"),        # procps.postinst (bookworm's and trixie's procps ship w itself)
     ("/usr/bin/mt", "mt-gnu"),         # cpio.postinst
     ("/usr/sbin/rmt", "rmt-tar"),      # tar.postinst
 )
@@ -52,8 +52,9 @@ FILESYSTEM_LINKS = (
 
 # `filesystem` needs the zone file its /etc/localtime link points at: a file dependency only
 # filelists.xml can resolve (createrepo_c lists only */bin/* and /etc/* paths in primary.xml).
-# `setup` requires nothing, as on Rocky: it must be installable first, before any package
-# that owns files by the group names it defines (rpm orders by Requires; loops break that).
+# `setup` requires only the release package (which requires nothing and owns files as root
+# only): it must be installable first, before any package that owns files by the group names
+# it defines (rpm orders by Requires; loops break that).
 FILESYSTEM_REQUIRES = ("/usr/share/zoneinfo/Etc/UTC",)
 
 
@@ -212,6 +213,7 @@ def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_mas
                      "Built for LevitateOS tests only."),
         tree=tree.root, entries=tree.entries, config=config, license="Public Domain",
         provides=["/bin/sh"] if any(e.path == "/usr/bin/sh" for e in tree.entries) else [],
+        requires=["system-release"],     # the release package (el10.py), as the issue's EL10 trait asks
     )
     return pkg, notes
 
@@ -219,6 +221,8 @@ def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_mas
 def make_filesystem(work: Path, shipped: ShippedPaths) -> tuple[RpmPackage, list[str]]:
     notes = []
     tree = _Tree(work / "filesystem")
+    # filesystem.spec: `%dir %attr(555,root,root) /` -- the package owns the root directory.
+    tree.dir("/", 0o555)
     for path, mode in FILESYSTEM_DIRS:
         # A directory a Debian package ships stays its (rpm calls two owners of one directory
         # with different modes a file conflict, and base-files' /root is 0700, not 0550).
