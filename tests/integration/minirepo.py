@@ -85,8 +85,9 @@ def make_profile(sample_repo, dest: Path, packages: list[str], repos: tuple[str,
     return dest
 
 
-def build_rpm(dest: Path, name: str, *, conflicts: str = "", requires: str = "") -> Path:
-    """A tiny noarch RPM made with rpmbuild (about a second)."""
+def build_rpm(dest: Path, name: str, *, conflicts: str = "", requires: str = "", owns_root: bool = False) -> Path:
+    """A tiny noarch RPM made with rpmbuild (about a second). owns_root: it lists `/` itself, as
+    Fedora/RHEL's `filesystem` does (`%dir %attr(555,root,root) /`)."""
     top = dest / f"rpmbuild-{name}"
     spec = top / f"{name}.spec"
     spec.parent.mkdir(parents=True)
@@ -95,6 +96,7 @@ def build_rpm(dest: Path, name: str, *, conflicts: str = "", requires: str = "")
     lines += [f"Conflicts: {conflicts}"] * bool(conflicts) + [f"Requires: {requires}"] * bool(requires)
     lines += ["%description", "test", "%install", f"mkdir -p %{{buildroot}}/usr/share/{name}",
               f"echo {name} > %{{buildroot}}/usr/share/{name}/README", "%files", f"/usr/share/{name}"]
+    lines += ["%dir %attr(555,root,root) /"] * owns_root
     spec.write_text("\n".join(lines) + "\n")
     subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", "_binary_payload w3.zstdio",
                     spec], check=True, capture_output=True)
