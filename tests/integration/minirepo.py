@@ -85,8 +85,9 @@ def make_profile(sample_repo, dest: Path, packages: list[str], repos: tuple[str,
     return dest
 
 
-def build_rpm(dest: Path, name: str, *, conflicts: str = "", requires: str = "") -> Path:
-    """A tiny noarch RPM made with rpmbuild (about a second)."""
+def build_rpm(dest: Path, name: str, *, conflicts: str = "", requires: str = "", owns_root: bool = False) -> Path:
+    """A tiny noarch RPM made with rpmbuild (about a second). owns_root: it lists `/` itself, as
+    Fedora/RHEL's `filesystem` does (`%dir %attr(555,root,root) /`)."""
     top = dest / f"rpmbuild-{name}"
     spec = top / f"{name}.spec"
     spec.parent.mkdir(parents=True)
@@ -95,8 +96,30 @@ def build_rpm(dest: Path, name: str, *, conflicts: str = "", requires: str = "")
     lines += [f"Conflicts: {conflicts}"] * bool(conflicts) + [f"Requires: {requires}"] * bool(requires)
     lines += ["%description", "test", "%install", f"mkdir -p %{{buildroot}}/usr/share/{name}",
               f"echo {name} > %{{buildroot}}/usr/share/{name}/README", "%files", f"/usr/share/{name}"]
+    lines += ["%dir %attr(555,root,root) /"] * owns_root
     spec.write_text("\n".join(lines) + "\n")
     subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", "_binary_payload w3.zstdio",
                     spec], check=True, capture_output=True)
     [rpm] = (top / "RPMS" / "noarch").glob("*.rpm")
     return rpm
+
+
+def make_dvd(sample_repo, dest: Path, rpms: list[Path], *, checksum: bool = True) -> Path:
+    """dest/isos/NAME.iso in the DVD layout (BaseOS/ at the root) with UNSIGNED repodata, as Rocky's
+    DVD carries it, and beside it CHECKSUM and a clearsigned CHECKSUM.asc (unless checksum=False)."""
+    from tests.sample_repo.repo import ISO_NAME, write_checksum
+    tree = dest / "tree"
+    (tree / REPO / "Packages").mkdir(parents=True)
+    for rpm in rpms:
+        shutil.copy(rpm, tree / REPO / "Packages" / rpm.name)
+    subprocess.run(["createrepo_c", "-q", tree / REPO], check=True, capture_output=True)
+    shutil.copy(sample_repo.key, tree / sample_repo.key.name)
+    iso = dest / "isos" / ISO_NAME
+    iso.parent.mkdir(parents=True)
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", iso, "-R", "-J", "-V", "MINI-DVD", tree],
+                   check=True, capture_output=True)
+    if checksum:
+        with gpg_home(sample_repo) as env:
+            subprocess.run(["gpg", "--batch", "--yes", "--clearsign", write_checksum(iso)], env=env, check=True,
+                           capture_output=True)
+    return iso

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from tests.httpserver import serve
 
 from . import minirepo
 from tests.support import copy_profile, run_leviso
-from .test_bad_input import dirs
+from tests.sample_repo.repo import write_checksum
+from .test_bad_input import assert_clean_failure, dirs
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +102,52 @@ def test_clean_keeps_downloads_unless_all(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads"]
     assert run_leviso("clean", "--all", *args).returncode == 0
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the DVD's unsigned repodata: trusted through the signed CHECKSUM, and only through it ----------
+
+@cheat_aware(protects="a DVD whose repodata has no repomd.xml.asc (as Rocky's DVD) builds, because the "
+                      "release key signs CHECKSUM, which holds the ISO's SHA-256",
+             cheats=["accept unsigned repodata from any source", "skip the ISO's hash"],
+             consequence="`--source iso:` stops on every real Rocky DVD, or any unsigned tree is trusted")
+def test_dvd_with_unsigned_repodata_is_covered_by_its_signed_checksum(sample_repo, tmp_path):
+    iso = minirepo.make_dvd(sample_repo, tmp_path / "dvd", [sample_repo.rpm("setup")])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"iso:{iso.parent}")
+    assert proc.returncode == 0, proc.stderr
+    assert "CHECKSUM signature OK" in proc.stderr
+    assert "BaseOS repomd.xml carries no signature" in proc.stderr and "covered by CHECKSUM.asc" in proc.stderr
+
+
+def test_dvd_with_a_bad_repomd_signature_is_refused(sample_repo, tmp_path):
+    iso_dir = tmp_path / "dvd"
+    (iso_dir / "tree" / "BaseOS" / "repodata").mkdir(parents=True)
+    # A signature that IS there is checked, covered or not: here one by the other key.
+    iso = minirepo.make_dvd(sample_repo, iso_dir, [sample_repo.rpm("setup")], checksum=False)
+    with minirepo.gpg_home(sample_repo, other=True) as env:
+        subprocess.run(["gpg", "--batch", "--yes", "--armor", "--detach-sign", "-o",
+                        iso_dir / "tree/BaseOS/repodata/repomd.xml.asc", iso_dir / "tree/BaseOS/repodata/repomd.xml"],
+                       env=env, check=True, capture_output=True)
+    iso.unlink()
+    subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", iso, "-R", "-J", iso_dir / "tree"], check=True,
+                   capture_output=True)
+    with minirepo.gpg_home(sample_repo) as env:
+        subprocess.run(["gpg", "--batch", "--yes", "--clearsign", write_checksum(iso)], env=env, check=True,
+                       capture_output=True)
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"iso:{iso.parent}")
+    assert_clean_failure(proc, "BaseOS repomd.xml")
+
+
+@cheat_aware(protects="unsigned repodata is refused when nothing signed covers it: a local ISO without "
+                      "CHECKSUM, an unpacked DVD tree",
+             cheats=["trust any ISO's content", "accept unsigned repodata in DVD layout"],
+             consequence="anyone handing over an ISO or a directory decides what gets installed")
+@pytest.mark.parametrize("how", ["iso-without-checksum", "unpacked-dvd"])
+def test_unsigned_repodata_without_a_signed_checksum_is_refused(sample_repo, tmp_path, how):
+    iso = minirepo.make_dvd(sample_repo, tmp_path / "dvd", [sample_repo.rpm("setup")], checksum=False)
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    source = f"iso:{iso}" if how == "iso-without-checksum" else f"dir:{tmp_path / 'dvd' / 'tree'}"
+    proc = run_leviso("download", *dirs(tmp_path, profile), "--source", source)
+    assert_clean_failure(proc, "BaseOS repomd.xml is not signed",
+                         "CHECKSUM.asc beside the ISO" if how == "iso-without-checksum" else "--source iso:")

@@ -376,3 +376,43 @@ def test_works_across_process_pools(rpms, trusted, tmp_path):
     assert result.signer.fingerprint == keys().trusted.fingerprint and result.capabilities
     assert info.value.kind == "untrusted" and info.value.key_id == keys().other.key_id
     assert info.value.hint and str(info.value).startswith(f"{RPM_NAME}: signed with key")
+
+
+ROOT_SPEC = """Name: filesystem
+Version: 3.18
+Release: 1
+Summary: owns the root, as Fedora's filesystem.spec does
+License: Public Domain
+BuildArch: noarch
+%description
+x
+%install
+mkdir -p %{buildroot}/usr/bin
+ln -s usr/bin %{buildroot}/bin
+%files
+%dir %attr(555,root,root) /
+%dir /usr
+%dir /usr/bin
+/bin
+"""
+
+
+def test_the_root_entry_gets_the_headers_mode(tmp_path):
+    (tmp_path / "fs.spec").write_text(ROOT_SPEC)
+    run("rpmbuild", "-bb", "--quiet", "--define", f"_topdir {tmp_path / 'top'}", str(tmp_path / "fs.spec"))
+    [rpm] = (tmp_path / "top/RPMS/noarch").glob("*.rpm")
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    result = extract_rpm(rpm, ours)
+    theirs = cpio_tree(rpm, tmp_path / "theirs")
+    # rpm applies `/`'s mode to the root (GNU cpio leaves "." alone, so compare with the header)
+    [root] = [f for f in read_rpm(rpm).files if f.path == "/"]
+    assert ours.stat().st_mode == root.mode == stat.S_IFDIR | 0o555
+    assert sorted(walk(ours)) == sorted(walk(theirs))
+    assert result.files == 4
+
+
+def test_a_root_entry_that_is_not_a_directory_is_refused(tmp_path, jail):
+    rpm = crafted(tmp_path, [FakeFile("/", mode=0o100644, data=b"x", cpio_name=".")])
+    with pytest.raises(ExtractError, match="root is not a directory"):
+        extract_rpm(rpm, jail)

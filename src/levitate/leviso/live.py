@@ -41,8 +41,8 @@ Welcome to the {name} live system.
 
 To install it (like Arch: by hand, in a few commands; the full guide:
 less /usr/share/doc/levitate/install.md):
-  1. Partition and format the disk, e.g. with sfdisk, fdisk or gdisk: an EFI system partition of
-     512 MiB or more (mkfs.fat -F 32 /dev/XXX1) and a root partition (mkfs.ext4 /dev/XXX2).
+  1. Partition and format the disk (sfdisk, fdisk, cfdisk or parted): an EFI system partition
+     of 512 MiB or more (mkfs.fat -F 32 /dev/XXX1) and a root partition (mkfs.ext4 /dev/XXX2).
   2. Mount them: mount /dev/XXX2 /mnt && mount --mkdir /dev/XXX1 /mnt/boot
   3. recstrap /mnt                      copy the base system onto the disk
   4. recfstab -U /mnt >> /mnt/etc/fstab record the mounts

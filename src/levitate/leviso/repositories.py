@@ -13,10 +13,18 @@ from ..repo.repodata import Repository, parse_repomd, read_primary
 from ..util.errors import LevitateError
 from ..util.files import write_atomic
 from .context import BuildContext
-from .sources import Source
-from .trust import Trust
+from .sources import IsoSource, Source
+from .trust import Trust, load_trust, verify_iso_checksum
 
 log = logging.getLogger("levitate")
+
+
+def open_repositories(ctx: BuildContext, source: Source) -> "RepoSet":
+    """The pinned key, the DVD's signed CHECKSUM when the source is an ISO, then the repositories."""
+    trust = load_trust(ctx, source)
+    if isinstance(source, IsoSource):
+        verify_iso_checksum(source, trust)
+    return RepoSet(ctx, source, trust)
 
 
 class RepoSet:
@@ -36,7 +44,11 @@ class RepoSet:
             raise LevitateError(f"{self.source.description} has no {prefix}/repodata/repomd.xml",
                                 f"check the source location and the repository name {name} in profile.toml")
         signature = self.source.read_small(f"{prefix}/repodata/repomd.xml.asc")
-        self.trust.check_detached(f"{name} repomd.xml", repomd_bytes, signature)
+        if signature is None and self.source.covered_by and self.trust.enabled:
+            log.info("%s repomd.xml carries no signature (as on Rocky's DVD); covered by %s",
+                     name, self.source.covered_by)
+        else:
+            self.trust.check_detached(f"{name} repomd.xml", repomd_bytes, signature, self.source.unsigned_hint)
         write_atomic(self.ctx.cache / "repodata" / name / "repomd.xml", repomd_bytes)
         repomd = parse_repomd(repomd_bytes, repo=name)
         self.repomds[name] = repomd

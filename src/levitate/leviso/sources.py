@@ -36,6 +36,10 @@ class Source(ABC):
     """Where repositories live. `relpath`s are relative to the source's root."""
 
     description: str
+    # What vouches for everything read from this source when its repodata carries no signature of
+    # its own: set for a DVD whose SHA-256 matched a CHECKSUM that the release key signed.
+    covered_by: str | None = None
+    unsigned_hint = "the source is incomplete or not an official one"
 
     @abstractmethod
     def repo_prefix(self, repo: str) -> str:
@@ -86,6 +90,9 @@ class DirSource(Source):
     Nothing is copied: files are verified where they are.
     """
 
+    unsigned_hint = ("an unpacked DVD's repodata is not signed: build from the ISO itself (--source "
+                     "iso:DIR holding the .iso, CHECKSUM and CHECKSUM.asc), whose signed checksum covers it")
+
     def __init__(self, path: str, arch: str, repos: Iterable[str]):
         self.root = Path(path).expanduser().resolve()
         if not self.root.is_dir():
@@ -124,10 +131,14 @@ class IsoSource(Source):
     """The Rocky DVD: downloaded (or found) once, verified against the signed CHECKSUM, then read
     without mounting it."""
 
+    unsigned_hint = ("the DVD's repodata is trusted through the ISO's signed checksum: put Rocky's CHECKSUM "
+                     "and CHECKSUM.asc beside the ISO")
+
     def __init__(self, ctx: BuildContext, location: str):
         self.ctx = ctx
         self.checksum_text: bytes | None = None     # CHECKSUM as published
         self.checksum_sig: tuple[str, bytes] | None = None  # (name, bytes) of CHECKSUM.asc / .sig
+        self.iso_hash_checked = False                # the ISO matched its CHECKSUM line
         self.iso_path = self._acquire(location)
         from .isoreader import IsoReader
         self.reader = IsoReader(self.iso_path)
@@ -188,10 +199,12 @@ class IsoSource(Source):
                 raise LevitateError(f"{local} does not exist", "check the path given to --source iso:")
             if expected:
                 self._verify_local_iso(local, expected)
+            self.iso_hash_checked = expected is not None
             return local.resolve()
         dest = self.ctx.cache / "isos" / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         dl.download(_join(directory, name), dest, expected=expected, progress_label=name)
+        self.iso_hash_checked = expected is not None
         return dest
 
     def _verify_local_iso(self, path: Path, expected: tuple[str, str]) -> None:

@@ -16,9 +16,9 @@ from ..rpm.verify import verify_header
 from ..util.errors import LevitateError
 from ..util.log import Progress, stage
 from .context import BuildContext
-from .repositories import RepoSet
-from .sources import IsoSource, open_source
-from .trust import Trust, load_trust, verify_iso_checksum
+from .repositories import RepoSet, open_repositories
+from .sources import open_source
+from .trust import Trust
 
 log = logging.getLogger("levitate")
 
@@ -51,10 +51,8 @@ def resolve_packages(ctx: BuildContext, repos: RepoSet) -> tuple[list, Resolutio
 def download_stage(ctx: BuildContext) -> Downloaded:
     """Resolve the profile, then fetch every package into the cache and check its signature."""
     with stage(f"download from {ctx.source}"), open_source(ctx) as source:
-        trust = load_trust(ctx, source)
-        if isinstance(source, IsoSource):
-            verify_iso_checksum(source, trust)
-        repos = RepoSet(ctx, source, trust)
+        repos = open_repositories(ctx, source)
+        trust = repos.trust
         packages, resolution = resolve_packages(ctx, repos)
         total = sum(p.size_package or 0 for p in packages)
         log.info("%d packages, %.1f MiB to fetch or reuse", len(packages), total / 2**20)
@@ -89,8 +87,7 @@ def build(ctx: BuildContext) -> Path:
 def show_packages(ctx: BuildContext, why: bool = False) -> str:
     """The resolved set: name, EVR, arch, repository and size (and why each package is there)."""
     with open_source(ctx) as source:
-        trust = load_trust(ctx, source)
-        packages, resolution = resolve_packages(ctx, RepoSet(ctx, source, trust))
+        packages, resolution = resolve_packages(ctx, open_repositories(ctx, source))
     rows = []
     for p in packages:
         line = f"{p.name:<32} {str(p.evr):<28} {p.arch:<7} {p.repo:<10} {(p.size_installed or 0) / 2**20:9.1f} MiB"

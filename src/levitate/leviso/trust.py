@@ -31,12 +31,12 @@ class Trust:
     def enabled(self) -> bool:
         return self.keys is not None
 
-    def check_detached(self, what: str, data: bytes, signature: bytes | None) -> None:
+    def check_detached(self, what: str, data: bytes, signature: bytes | None,
+                       unsigned_hint: str = "the source is incomplete or not an official one") -> None:
         if not self.enabled:
             return
         if signature is None:
-            raise VerificationError(f"{what} is not signed (no signature file found)",
-                                    "the source is incomplete or not an official one")
+            raise VerificationError(f"{what} is not signed (no signature file found)", unsigned_hint)
         try:
             openpgp.verify_detached(data, signature, self.keys)
         except VerificationError as exc:
@@ -105,7 +105,12 @@ def _fetch_optional(url: str) -> bytes | None:
 
 
 def verify_iso_checksum(source, trust: Trust) -> None:
-    """The DVD's CHECKSUM is only as good as its signature: verify it now that the key is known."""
+    """The DVD's CHECKSUM is only as good as its signature: verify it now that the key is known.
+
+    Once it verifies and the ISO matched it, the ISO's content is covered as a whole: the DVD's
+    repodata, which Rocky does not sign on the DVD (only the mirrors' repomd.xml has a .asc), is
+    then trusted through release key -> CHECKSUM.asc -> the ISO's SHA-256.
+    """
     if not trust.enabled or source.checksum_text is None:
         return
     if source.checksum_sig is None:
@@ -120,3 +125,5 @@ def verify_iso_checksum(source, trust: Trust) -> None:
     else:
         trust.check_detached("CHECKSUM", source.checksum_text, signature)
     log.info("CHECKSUM signature OK (%s)", name)
+    if source.iso_hash_checked:
+        source.covered_by = f"{name} (the release key signs the ISO's SHA-256)"

@@ -210,8 +210,6 @@ class _Extractor:
 
     def entry(self, reader: CpioReader, entry) -> None:
         rel = safe_relpath(entry.name, self.what)
-        if not rel:
-            return
         info = self.by_path.get(rel)
         if info is None:
             raise self.error(rel, "in the payload but not in the package's file list (tampered?)",
@@ -225,6 +223,12 @@ class _Extractor:
         kind = stat.S_IFMT(info.mode)
         if entry.mode and stat.S_IFMT(entry.mode) != kind:
             raise self.error(rel, "payload and header disagree on the file type (tampered?)")
+        if not rel:
+            if kind != stat.S_IFDIR:
+                raise self.error(rel, "the package's entry for the root is not a directory (tampered?)",
+                                 "do not use this package")
+            self.root_dir(info)
+            return
         parent, _, base = rel.rpartition("/")
         if kind == stat.S_IFDIR:
             self.make_dir(rel, info)
@@ -363,6 +367,13 @@ class _Extractor:
                 os.mkdir(path, 0o700)
         self.tree._cache[rel] = f"{real_parent}/{base}" if real_parent else base
         self.dirs.append((path, info))
+        self.result.files += 1
+        self.note_owner(info)
+
+    def root_dir(self, info: FileInfo) -> None:
+        """The tree's root itself: Fedora/RHEL's `filesystem` owns it (`%dir %attr(555,root,root) /`).
+        Like rpm, give the root the package's mode and time once the package is in."""
+        self.dirs.append((self.tree.root, info))
         self.result.files += 1
         self.note_owner(info)
 
