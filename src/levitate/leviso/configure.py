@@ -157,19 +157,30 @@ def certificates(cfg: ConfigureInput) -> None:
                   what=Path(tool).name)
 
 
+def _nosysusers(help_text: str) -> list[str]:
+    """rpm >= 4.19 creates users from packages' sysusers.d files itself, even with --justdb
+    (Rocky 10 has rpm 4.19): the sysusers step did that already, so ask it not to."""
+    return ["--nosysusers"] if "--nosysusers" in help_text else []
+
+
 def rpm_database(cfg: ConfigureInput) -> None:
-    """Register every package (files, no scripts) so `rpm -qa` answers on the running system."""
+    """Register every package (files, no scripts) so `rpm -qa` answers on the running system.
+    No plugins either: their hooks (unshare, selinux, systemd_inhibit) are for real installs."""
     if not cfg.rpm_paths:
         return
     options = ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--nosignature", "--nodigest",
-               "--replacepkgs", "--replacefiles", "--ignorearch", "--ignoreos"]
+               "--noplugins", "--replacepkgs", "--replacefiles", "--ignorearch", "--ignoreos"]
     if tree_has(cfg.root, "/usr/bin/rpm"):
+        with chroot_mounts(cfg.root):
+            help_text = in_chroot(cfg.root, ["rpm", "--help"], capture=True, what="rpm --help").stdout.decode()
+        options += _nosysusers(help_text)
         dirs = sorted({p.parent for p in cfg.rpm_paths})
         inside = {d: f"/run/leviso-packages/{i}" for i, d in enumerate(dirs)}
         files = [f"{inside[p.parent]}/{p.name}" for p in cfg.rpm_paths]
         with chroot_mounts(cfg.root, binds=list(inside.items())):
             in_chroot(cfg.root, ["rpm", *options, *files], what="registering packages in the RPM database")
     elif tree_has(Path("/"), "/usr/bin/rpm"):
+        options += _nosysusers(run(["rpm", "--help"], capture=True, what="rpm --help").stdout.decode())
         run(["rpm", "--root", cfg.root, "--dbpath", "/usr/lib/sysimage/rpm", *options, *cfg.rpm_paths],
             what="registering packages in the RPM database (host rpm)")
     else:
