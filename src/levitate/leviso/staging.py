@@ -128,14 +128,15 @@ def firstboot_defaults(root: Path, timezone: str, locale: str, keymap: str) -> N
     """The time zone, locale and console keymap unless the tree has them, so systemd-firstboot finds
     nothing to ask (the link is the one timedatectl writes)."""
     zone = _checked_name(timezone, "timezone", "UTC or Europe/Berlin")
+    files = (("/etc/locale.conf", f"LANG={_checked_name(locale, 'locale', 'C.UTF-8')}"),
+             ("/etc/vconsole.conf", f"KEYMAP={_checked_name(keymap, 'keymap', 'us or de')}"))
     if not os.path.lexists(root / "etc/localtime"):
         zoneinfo = root / "usr/share/zoneinfo"
         if zoneinfo.is_dir() and not (zoneinfo / zone).is_file():
             raise LevitateError(f"[system] timezone '{zone}' is not in the tree's /usr/share/zoneinfo",
                                 "use a zone name from tzdata, e.g. UTC or Europe/Berlin")
         os.symlink(f"../usr/share/zoneinfo/{zone}", root / "etc/localtime")
-    for path, line in (("/etc/locale.conf", f"LANG={_checked_name(locale, 'locale', 'C.UTF-8')}"),
-                       ("/etc/vconsole.conf", f"KEYMAP={_checked_name(keymap, 'keymap', 'us or de')}")):
+    for path, line in files:
         if not os.path.lexists(root / path.lstrip("/")):
             write(root, path, line + "\n")
 
