@@ -70,3 +70,39 @@ def test_live_tree(tmp_path):
     assert "--autologin root" in (live / "etc/systemd/system/serial-getty@.service.d/10-levitate-autologin.conf").read_text()
     assert SHELL_MARKER in (live / "etc/profile.d/zz-levitate-live.sh").read_text()
     assert "recstrap /mnt" in (live / "etc/levitate/welcome.txt").read_text()
+
+
+@cheat_aware(protects="a root left for firstboot to ask about (sysusers >= 254: !unprovisioned) is locked instead",
+             cheats=["blank the password", "rewrite the file without its mode"],
+             consequence="the installed system's first boot stops at a root password prompt, or root has no password")
+def test_unprovisioned_root_is_locked(tmp_path):
+    from levitate.leviso.staging import lock_unprovisioned_root
+    shadow = tmp_path / "etc/shadow"
+    shadow.parent.mkdir()
+    shadow.write_text("root:!unprovisioned:19000:0:99999:7:::\nbin:!*:19000::::::\n")
+    shadow.chmod(0o600)
+    lock_unprovisioned_root(tmp_path)
+    assert shadow.read_text() == "root:!*:19000:0:99999:7:::\nbin:!*:19000::::::\n"
+    assert shadow.stat().st_mode & 0o777 == 0o600
+
+
+def test_firstboot_defaults_refuse_bad_names(tmp_path):
+    from levitate.leviso.staging import firstboot_defaults
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "usr/share/zoneinfo").mkdir(parents=True)
+    (tmp_path / "usr/share/zoneinfo/UTC").write_text("TZif")
+    for zone, locale, keymap, what in (("../../etc/passwd", "C.UTF-8", "us", "timezone"),
+                                       ("Mars/Base", "C.UTF-8", "us", "not in the tree"),
+                                       ("UTC", "C.UTF-8\nLANG=x", "us", "locale")):
+        with pytest.raises(LevitateError, match=what):
+            firstboot_defaults(tmp_path, zone, locale, keymap)
+    assert not (tmp_path / "etc/localtime").exists()
+    firstboot_defaults(tmp_path, "UTC", "C.UTF-8", "us")
+    assert (tmp_path / "etc/vconsole.conf").read_text() == "KEYMAP=us\n"
+
+
+def test_preset_lines_for_instances():
+    from levitate.leviso.staging import preset_text
+    text = preset_text(["sshd.service", "getty@tty2.service"], ["systemd-pstore.service"])
+    assert text.splitlines()[1:] == ["enable getty@.service tty2", "enable sshd.service",
+                                     "disable systemd-pstore.service"]

@@ -239,3 +239,9 @@ def test_plain_subtrees_are_the_fat_mounts_under_the_target(monkeypatch):
     monkeypatch.setattr(mounts, "mount_table", lambda: table)
     assert recstrap.plain_subtrees("/mnt") == ("boot",)
     assert recstrap.plain_subtrees("/mntx") == ()
+
+
+def test_recboot_entry_turns_selinux_off_unless_told_otherwise():
+    from levitate.install.recboot import kernel_options
+    assert kernel_options(None, "root=live:LABEL=X console=ttyS0,115200").split()[0] == "selinux=0"
+    assert "selinux=0" not in kernel_options("selinux=1 enforcing=0", "").split()

@@ -106,7 +106,7 @@ def root_spec(root: Path, given: str | None, table: list[Mount]) -> str:
 def kernel_options(extra: str | None, proc_cmdline: str) -> str:
     """Options after root=...: /etc/kernel/cmdline's (as kernel-install reads it, minus any root=),
     the console= settings of the running kernel (an install over a serial console stays reachable
-    there), then --cmdline."""
+    there), then --cmdline; selinux=0 unless one of them says otherwise."""
     parts: list[str] = []
     path = Path("/etc/kernel/cmdline")
     if path.is_file():
@@ -114,6 +114,8 @@ def kernel_options(extra: str | None, proc_cmdline: str) -> str:
     parts += [o for o in proc_cmdline.split() if o.startswith("console=") and o not in parts]
     if extra:
         parts += extra.split()
+    if not any(o.startswith("selinux=") for o in parts):
+        parts.insert(0, "selinux=0")       # unlabelled system: SELinux off, as in the live UKIs
     return " ".join(parts)
 
 

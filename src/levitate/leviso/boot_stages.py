@@ -35,6 +35,10 @@ log = logging.getLogger("levitate")
 
 HOST_EFI = Path(preflight.HOST_EFI)
 STUB, SDBOOT = "linuxx64.efi.stub", "systemd-bootx64.efi"
+# The images carry no SELinux labels (see stages.refuse_selinux_policy), so SELinux is off. Since
+# RHEL 9 the kernel has no runtime disable (CONFIG_SECURITY_SELINUX_DISABLE is off, kernel-ark
+# MR 685): SELINUX=disabled in /etc/selinux/config no longer turns it off, selinux=0 does.
+SELINUX_OFF = "selinux=0"
 ENTRIES = {                      # UKI name -> extra kernel command line
     "live": "",
     "emergency": "rd.break",
@@ -203,7 +207,7 @@ def initramfs_stage(ctx: BuildContext) -> tuple[Path, str]:
 # -- UKIs -----------------------------------------------------------------------------------------------
 
 def cmdline(ctx: BuildContext, entry: str) -> str:
-    parts = [f"root=live:LABEL={ctx.profile.image.label}", ctx.profile.boot.cmdline, ENTRIES[entry]]
+    parts = [f"root=live:LABEL={ctx.profile.image.label}", SELINUX_OFF, ctx.profile.boot.cmdline, ENTRIES[entry]]
     return " ".join(p for p in parts if p)
 
 
@@ -297,6 +301,8 @@ def manifest(ctx, iso, checksum, base, live, initramfs, ukis, efi) -> dict:
                  "busybox": base_facts.get("busybox"),
                  "tooling": base_facts.get("tooling"),
                  "cmdlines": {entry: cmdline(ctx, entry) for entry in ENTRIES}},
+        "selinux": {"state": "disabled", "by": f"{SELINUX_OFF} on the kernel command line of every UKI "
+                                                 "and of recboot's entries; the images are not labelled"},
         "packages": packages,
     }
 

@@ -8,6 +8,7 @@ The list below is the one place that says which step stands in for which package
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shlex
 from collections.abc import Callable, Iterable
@@ -119,6 +120,63 @@ def presets(cfg: ConfigureInput) -> None:
         in_chroot(cfg.root, ["systemctl", "preset-all"], what="systemctl preset-all")
 
 
+def user_presets(cfg: ConfigureInput) -> None:
+    if tree_has(cfg.root, "/usr/bin/systemctl"):
+        in_chroot(cfg.root, ["systemctl", "--global", "preset-all"], what="systemctl --global preset-all")
+
+
+def journal(cfg: ConfigureInput) -> None:
+    """systemd's %post makes /var/log/journal on first install (Fedora/EL10 systemd.spec), so the
+    installed system's journal is persistent (journald Storage=auto); tmpfiles' `z /var/log/journal`
+    line then gives it its group and mode."""
+    if tree_has(cfg.root, "/usr/lib/systemd/systemd-journald"):
+        _directory_in_tree(cfg.root, "var/log/journal")
+
+
+def _directory_in_tree(root: Path, relative: str) -> Path | None:
+    """root/relative as a real directory inside the tree (made if missing), or None when a part of
+    the path is a symlink: the tree's own links must not lead a write out of it."""
+    path = root
+    for part in Path(relative).parts:
+        path = path / part
+        if path.is_symlink():
+            log.warning("not writing under /%s: /%s is a symlink", relative, path.relative_to(root))
+            return None
+        if not path.exists():
+            path.mkdir(mode=0o755)
+    return path
+
+
+CRYPTO_POLICY = "DEFAULT"
+
+
+def crypto_policy(cfg: ConfigureInput) -> None:
+    """What crypto-policies' Lua %post does on first install (Fedora and CentOS Stream 10
+    crypto-policies.spec): unless /etc/crypto-policies/config exists, write the policy's name to it
+    and to state/current, and link back-ends/BACKEND.config to /usr/share/crypto-policies/POLICY/FILE
+    for each FILE of the policy (BACKEND: FILE up to its first dot). The %post picks FIPS when the
+    installing kernel runs in FIPS mode; an image is made for any machine, so DEFAULT
+    (`fips-mode-setup --enable` switches later). state/CURRENT.pol is a %ghost the %post does not write."""
+    policy_dir = cfg.root / "usr/share/crypto-policies" / CRYPTO_POLICY
+    if policy_dir.is_symlink() or not policy_dir.is_dir():
+        return
+    etc = _directory_in_tree(cfg.root, "etc/crypto-policies")
+    if etc is None or os.path.lexists(etc / "config"):
+        return
+    state, backends = _directory_in_tree(etc, "state"), _directory_in_tree(etc, "back-ends")
+    if state is None or backends is None:
+        return
+    for path in (etc / "config", state / "current"):
+        if path.is_symlink():
+            path.unlink()
+        path.write_text(CRYPTO_POLICY + "\n")
+    for name in sorted(os.listdir(policy_dir)):
+        link = backends / (name.split(".", 1)[0] + ".config")
+        if os.path.lexists(link):
+            link.unlink()
+        os.symlink(f"/usr/share/crypto-policies/{CRYPTO_POLICY}/{name}", link)
+
+
 _ALTERNATIVES = re.compile(r"(?:update-)?alternatives\s+(?:--\S+\s+)*?--install\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)"
                            r"((?:\s+--slave\s+\S+\s+\S+\s+\S+)*)")
 
@@ -193,8 +251,12 @@ STEPS: tuple[Step, ...] = (
     Step("shared library cache", "glibc and every library package (%post -p /sbin/ldconfig)", ldconfig),
     Step("module dependencies", "kernel-core / kernel-modules (depmod in %posttrans)", depmod),
     Step("hardware database", "systemd-udev (systemd-hwdb update in %post)", hwdb),
+    Step("persistent journal", "systemd (mkdir /var/log/journal in %post)", journal),
     Step("static tmpfiles", "every package's tmpfiles.d entry (%tmpfiles_create)", tmpfiles),
     Step("unit presets", "every package's units (%systemd_post)", presets),
+    Step("user unit presets", "systemd (systemctl --global preset-all in %post)", user_presets),
+    Step("crypto policy", "crypto-policies (the Lua %post: config, state/current, back-ends links)",
+         crypto_policy),
     Step("alternatives", "packages calling alternatives --install in %post", alternatives),
     Step("PAM profile", "authselect (authselect select in %posttrans)", authselect),
     Step("certificate bundles", "ca-certificates (update-ca-trust in %post)", certificates),

@@ -60,6 +60,9 @@ class SystemSettings:
     network: str = "NetworkManager"       # NetworkManager | systemd-networkd: DHCP on wired links
     enable: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
+    timezone: str = "UTC"                 # written only when the tree has no /etc/localtime,
+    locale: str = "C.UTF-8"               # /etc/locale.conf (LANG=)
+    keymap: str = "us"                    # or /etc/vconsole.conf (KEYMAP=): firstboot asks for missing ones
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,27 @@ def resolve_packages(ctx: BuildContext, repos: RepoSet) -> tuple[list, Resolutio
         if not profile.lock_path.is_file():
             raise LevitateError(f"--locked given but {profile.lock_path} does not exist",
                                 "run `leviso download` once without --locked to create it")
-        return check_locked(read_lock(profile.lock_path), repos.repos), None
+        packages = check_locked(read_lock(profile.lock_path), repos.repos)
+        refuse_selinux_policy(packages, None)
+        return packages, None
     weak = profile.resolve.weak_deps if ctx.weak_deps is None else ctx.weak_deps
     resolution = resolve(repos.repos, profile.packages, pins=profile.resolve.pins, weak_deps=weak,
                          exclude=profile.resolve.exclude, arch=profile.source.arch)
+    refuse_selinux_policy(resolution.packages, resolution)
     write_lock(profile.lock_path, resolution)
     return resolution.packages, resolution
+
+
+def refuse_selinux_policy(packages, resolution: Resolution | None) -> None:
+    """A policy package means SELinux would be wanted, but the images carry no security labels (a
+    labelled image needs the policy's file contexts at mkfs time) and every kernel command line
+    says selinux=0: refuse rather than ship a system that silently ignores its policy."""
+    policies = sorted(p.name for p in packages if p.name.startswith("selinux-policy"))
+    if policies:
+        why = f" ({resolution.why(policies[0])})" if resolution is not None else ""
+        raise LevitateError(f"the package set contains an SELinux policy, {', '.join(policies)}{why}, but "
+                            "LevitateOS images are not SELinux-labelled and boot with selinux=0",
+                            "remove it from packages.txt, or add it to [resolve] exclude if another package pulls it in")
 
 
 def download_stage(ctx: BuildContext) -> Downloaded:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -35,6 +36,22 @@ HandleLidSwitch=ignore
 HandleLidSwitchExternalPower=ignore
 HandleLidSwitchDocked=ignore
 """
+
+
+# Rocky's release package ships 85-display-manager, 90-default and 99-default-disable.preset, systemd
+# 90-systemd.preset. systemd.preset(5): files from every preset directory are read in the order of
+# their names and the first line that matches a unit wins, so 05- comes before all of them. It is
+# the distribution's policy, hence /usr/lib; an administrator's /etc file of the same name replaces it.
+PRESET_FILE = "/usr/lib/systemd/system-preset/05-levitateos.preset"
+
+# systemd-firstboot.service (enabled on EL10, ConditionFirstBoot=yes: empty machine-id) prompts on
+# the console for each of these that is missing and waits for an answer.
+FIRSTBOOT_FILES = ("/etc/localtime", "/etc/locale.conf", "/etc/vconsole.conf")
+_NAME = re.compile(r"[A-Za-z0-9_+.@-]+(/[A-Za-z0-9_+.@-]+)*")
+# systemd's PASSWORD_UNPROVISIONED: sysusers (v254+) gives a root it creates this password, and
+# firstboot's should_configure() then treats root as not configured and asks for a password.
+UNPROVISIONED = "!unprovisioned"
+LOCKED = "!*"                          # systemd's PASSWORD_LOCKED_AND_INVALID
 
 
 def copy_tree(source: Path, dest: Path) -> None:
@@ -88,13 +105,88 @@ def apply_base_settings(root: Path, profile: Profile) -> None:
     machine_id.touch()                     # empty: systemd sets it on first boot
     os.chmod(machine_id, 0o444)
     write(root, "/etc/systemd/logind.conf.d/10-levitate-lid.conf", LOGIND)
+    firstboot_defaults(root, system.timezone, system.locale, system.keymap)
+    lock_unprovisioned_root(root)
+    mask_dracut(root)
     enable = list(system.enable)
     if system.network == "systemd-networkd":
         write(root, "/etc/systemd/network/80-levitate-wired.network", NETWORKD_WIRED)
         enable.append("systemd-networkd.service")
     elif system.network != "NetworkManager":
         raise LevitateError(f"unknown [system] network '{system.network}'", "use NetworkManager or systemd-networkd")
+    write(root, PRESET_FILE, preset_text(enable, system.disable))
     _units(root, enable, system.disable, system.default_target)
+
+
+def _checked_name(value: str, setting: str, example: str) -> str:
+    if not _NAME.fullmatch(value) or ".." in value.split("/"):
+        raise LevitateError(f"[system] {setting} '{value}' is not a valid name", f"use a name like {example}")
+    return value
+
+
+def firstboot_defaults(root: Path, timezone: str, locale: str, keymap: str) -> None:
+    """The time zone, locale and console keymap unless the tree has them, so systemd-firstboot finds
+    nothing to ask (the link is the one timedatectl writes)."""
+    zone = _checked_name(timezone, "timezone", "UTC or Europe/Berlin")
+    files = (("/etc/locale.conf", f"LANG={_checked_name(locale, 'locale', 'C.UTF-8')}"),
+             ("/etc/vconsole.conf", f"KEYMAP={_checked_name(keymap, 'keymap', 'us or de')}"))
+    if not os.path.lexists(root / "etc/localtime"):
+        zoneinfo = root / "usr/share/zoneinfo"
+        if zoneinfo.is_dir() and not (zoneinfo / zone).is_file():
+            raise LevitateError(f"[system] timezone '{zone}' is not in the tree's /usr/share/zoneinfo",
+                                "use a zone name from tzdata, e.g. UTC or Europe/Berlin")
+        os.symlink(f"../usr/share/zoneinfo/{zone}", root / "etc/localtime")
+    for path, line in files:
+        if not os.path.lexists(root / path.lstrip("/")):
+            write(root, path, line + "\n")
+
+
+def lock_unprovisioned_root(root: Path) -> None:
+    """A root password left for firstboot to ask for becomes a locked one: the installed system's
+    root stays locked until `passwd` in recchroot (the live layer empties it)."""
+    shadow = root / "etc/shadow"
+    if shadow.is_symlink() or not shadow.is_file():
+        return
+    lines = shadow.read_text().splitlines()
+    changed = [re.sub(rf"^root:{re.escape(UNPROVISIONED)}:", f"root:{LOCKED}:", line) for line in lines]
+    if changed != lines:
+        st = shadow.stat()
+        tmp = shadow.with_name(".shadow.levitate")
+        tmp.write_text("\n".join(changed) + "\n")
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, st.st_mode & 0o7777)
+        os.replace(tmp, shadow)
+
+
+def mask_dracut(root: Path) -> None:
+    """kernel-core requires dracut, whose kernel-install plugins would build a dracut initramfs
+    whenever a kernel is installed (kernel-core's %posttrans runs `kernel-install add`). LevitateOS
+    boots its own busybox initramfs: mask them the way kernel-install(8) documents, a same-named
+    link to /dev/null in /etc/kernel/install.d."""
+    plugins = root / "usr/lib/kernel/install.d"
+    if plugins.is_symlink() or not plugins.is_dir():
+        return
+    for plugin in sorted(plugins.glob("*dracut*.install")):
+        masks = root / "etc/kernel/install.d"
+        masks.mkdir(parents=True, exist_ok=True)
+        mask = masks / plugin.name
+        if not os.path.lexists(mask):
+            os.symlink("/dev/null", mask)
+
+
+def preset_text(enable, disable) -> str:
+    """The profile's choices as presets, so that the preset-all of a first boot (Rocky's systemd is
+    built with first-boot-full-preset) keeps them instead of undoing them."""
+    lines = ["# LevitateOS: the profile's [system] enable/disable, ahead of the distribution's presets."]
+    for unit in sorted(set(enable)):
+        template, _, instance = unit.partition("@")
+        if instance and not instance.startswith("."):        # foo@bar.service: enable foo@.service bar
+            name, _, suffix = instance.rpartition(".")
+            lines.append(f"enable {template}@.{suffix} {name}")
+        else:
+            lines.append(f"enable {unit}")
+    lines += [f"disable {unit}" for unit in sorted(set(disable))]
+    return "\n".join(lines) + "\n"
 
 
 def _units(root: Path, enable, disable, default_target: str) -> None:
