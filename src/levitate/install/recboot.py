@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..leviso.cpulevel import installed_cpu_level
 from ..leviso.initramfs import InitramfsSpec, build_initramfs
 from ..rpm.vercmp import rpmvercmp
 from ..util.errors import LevitateError
@@ -151,8 +152,9 @@ def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, mo
     directory = esp / ESP_DIR / kver
     directory.mkdir(parents=True, exist_ok=True)
     initrd_tmp = directory / ".initramfs.img.tmp"
+    # the same early microcode and CPU check as the live system's (build_initramfs reads the tree)
     build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / BUSYBOX.relative_to("/"),
-                                        modules=modules), initrd_tmp)
+                                        modules=modules, cpu_level=installed_cpu_level(root)), initrd_tmp)
     _replace(initrd_tmp, directory / "initramfs.img")
     linux_tmp = directory / ".linux.tmp"
     shutil.copyfile(root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)

@@ -24,6 +24,7 @@ from . import preflight
 from .busybox import acquire_busybox
 from .configure import kernels
 from .context import BuildContext
+from .cpulevel import CPU_LEVEL_FILE
 from .image import build_image, choose_format, kernel_config, tree_size
 from .live import build_live_tree
 from .rootfs import remove_tree, rootfs_inputs, rootfs_is_current
@@ -99,7 +100,7 @@ def base_stage(ctx: BuildContext) -> tuple[Path, str]:
               .add("system", profile.system).add("os", profile.os_release).add("image", profile.image)
               .add_tree("overlay", profile.rootfs_overlay).add_file("busybox", busybox)
               .add("efi", efi.origin).add_file("stub", efi.stub).add_file("sdboot", efi.sdboot)
-              .add("tooling", tooling_inputs()))
+              .add("tooling", tooling_inputs()).add("cpu_level", profile.rootfs.cpu_level))
     image = _image_path(ctx, fmt)
     stamp = Stamp(ctx.workdir / "filesystem.stamp", [image])
     if stamp.current(inputs):
@@ -112,7 +113,7 @@ def base_stage(ctx: BuildContext) -> tuple[Path, str]:
         try:
             copy_tree(ctx.rootfs, staging)
             apply_base_settings(staging, profile)
-            _install_boot_files(staging, busybox, efi)
+            _install_boot_files(staging, busybox, efi, profile.rootfs.cpu_level)
             tooling = install_tooling(staging, ctx.cache / "wheels")
             apply_overlay(profile.rootfs_overlay, staging)
             _check_libraries(staging, profile.image.required_binaries)
@@ -129,13 +130,15 @@ def base_stage(ctx: BuildContext) -> tuple[Path, str]:
     return image, inputs.hexdigest()
 
 
-def _install_boot_files(root: Path, busybox: Path, efi: EfiBinaries) -> None:
-    """busybox (so the installed system can rebuild its initramfs) and, when they came from the
-    host, the EFI stub and boot loader (so `bootctl install` works on the installed system)."""
+def _install_boot_files(root: Path, busybox: Path, efi: EfiBinaries, cpu_level: str) -> None:
+    """busybox and the profile's CPU level (so the installed system can rebuild its initramfs:
+    recboot reads both) and, when they came from the host, the EFI stub and boot loader (so
+    `bootctl install` works on the installed system)."""
     dest = root / "usr/lib/levitate/busybox"
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(busybox, dest)
     os.chmod(dest, 0o755)
+    (root / CPU_LEVEL_FILE.relative_to("/")).write_text(f"{cpu_level}\n" if cpu_level else "")
     if efi.from_host:
         target = root / HOST_EFI.relative_to("/")
         target.mkdir(parents=True, exist_ok=True)
@@ -188,8 +191,8 @@ def initramfs_stage(ctx: BuildContext) -> tuple[Path, str]:
     settings = profile.initramfs
     spec = InitramfsSpec(kernel_version=kver, busybox=busybox, modules=settings.modules,
                          required_modules=settings.required_modules, label=profile.image.label,
-                         compression=settings.compression)
-    inputs = (Inputs("initramfs", "1").add("rootfs", _rootfs_key(ctx)).add("spec", spec)
+                         compression=settings.compression, cpu_level=profile.rootfs.cpu_level)
+    inputs = (Inputs("initramfs", "2").add("rootfs", _rootfs_key(ctx)).add("spec", spec)
               .add_file("busybox", busybox).add_file("init", init_template_path()))
     out = ctx.workdir / "initramfs.img"
     stamp = Stamp(ctx.workdir / "initramfs.stamp", [out])

@@ -18,23 +18,16 @@ from pathlib import Path
 from ..util.errors import LevitateError
 from ..util.run import run
 from .chroot import chroot_mounts, in_chroot, tree_has
+from .cpulevel import required_flags
 
 log = logging.getLogger("levitate")
-
-# x86-64 micro-architecture levels, by the CPU flags /proc/cpuinfo shows (psABI, "x86-64-v2/v3/v4").
-CPU_LEVEL_FLAGS = {
-    "x86-64-v2": {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"},
-    "x86-64-v3": {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"},
-    "x86-64-v4": {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"},
-}
 
 
 def check_cpu_level(level: str, cpuinfo: str | None = None) -> None:
     """The tree's binaries must run on this host: fail clearly when the CPU is too old."""
-    if not level:
+    needed = required_flags(level)
+    if not needed:
         return
-    if level not in CPU_LEVEL_FLAGS:
-        raise LevitateError(f"unknown cpu_level '{level}' in the profile", f"use one of {', '.join(CPU_LEVEL_FLAGS)}")
     if cpuinfo is None:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     flags = set()
@@ -42,12 +35,7 @@ def check_cpu_level(level: str, cpuinfo: str | None = None) -> None:
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
-    needed = set()
-    for name, required in CPU_LEVEL_FLAGS.items():
-        if name > level:
-            break
-        needed |= required
-    missing = sorted(needed - flags)
+    missing = [f for f in needed if f not in flags]
     if missing:
         raise LevitateError(f"this CPU cannot run the tree's {level} binaries (missing: {', '.join(missing)})",
                             "configure the tree on a host with AVX2 (Intel Haswell, AMD Excavator or newer); "

@@ -19,12 +19,19 @@
 #   rd.shell                   a shell on failure (always on)
 #   debug                      trace this script and keep kernel messages on the console
 #   init=PATH                  what to run in the new root (default /sbin/init)
+#   max_loop=N                 loop devices to create up front (passed to `modprobe loop`; with 0,
+#                              as on RHEL kernels, busybox mount gets each one via /dev/loop-control)
+#
+# /etc/levitate/initramfs.conf (written with the archive): CPU_FLAGS lists the /proc/cpuinfo flags
+# the system's binaries need (the profile's [rootfs] cpu_level, e.g. x86-64-v3 for Rocky 10); a
+# CPU without one of them gets one line saying so and a shell instead of a panic after switch_root.
 
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 umask 022
 
 LABEL_DEFAULT='@LABEL@'
 MODULES_LIST=/etc/levitate/modules
+CONF=/etc/levitate/initramfs.conf
 MEDIA=/run/levitate/media
 BASE_MNT=/run/levitate/base
 LIVE_MNT=/run/levitate/live
@@ -46,6 +53,7 @@ BREAK=
 DEBUG=
 NEWINIT=
 MEDIUM_DEV=
+MAX_LOOP=
 
 msg() {
     echo "LEVITATE-INIT: $*" >/dev/console 2>/dev/null || echo "LEVITATE-INIT: $*"
@@ -141,6 +149,7 @@ parse_cmdline() {
             rd.break|rd.break=*) BREAK=1 ;;
             debug|rd.debug) DEBUG=1 ;;
             init=*) NEWINIT=${arg#init=} ;;
+            max_loop=*) MAX_LOOP=${arg#max_loop=} ;;
         esac
     done
     set +f
@@ -152,6 +161,9 @@ parse_cmdline() {
         disk:UUID=*|disk:LABEL=*|disk:PARTUUID=*|disk:/dev/?*) ;;
         disk:*) MODE=bad ;;
     esac
+    case "$MAX_LOOP" in
+        *[!0-9]*) msg "WARNING: max_loop=$MAX_LOOP is not a number: ignored"; MAX_LOOP= ;;
+    esac
     case "$OVERLAY_SIZE" in
         *[!0-9A-Za-z%]*) msg "WARNING: rd.live.overlay.size=$OVERLAY_SIZE is not a size: using half of RAM"; OVERLAY_SIZE= ;;
     esac
@@ -161,13 +173,37 @@ load_modules() {
     [ -f "$MODULES_LIST" ] || return 0
     while read -r name flag; do
         case "$name" in ''|'#'*) continue ;; esac
-        if ! out=$(modprobe "$name" 2>&1); then
+        opts=
+        # max_loop= on the command line reaches a built-in loop driver only; a module gets it here
+        [ "$name" = loop ] && [ -n "$MAX_LOOP" ] && opts="max_loop=$MAX_LOOP"
+        if ! out=$(modprobe "$name" $opts 2>&1); then
             # "optional" modules are alternatives (e.g. a CPU-specific crc32c) and "No such
             # device" means the hardware is not there (efivarfs without UEFI): quiet unless debug
             case "$flag:$out" in optional:*|*"No such device"*) [ -n "$DEBUG" ] || continue ;; esac
             msg "WARNING: modprobe $name failed: $out"
         fi
     done <"$MODULES_LIST"
+}
+
+conf() {
+    sed -n "s/^$1=//p" "$CONF" 2>/dev/null
+}
+
+# The CPU must have every flag CPU_FLAGS names; otherwise one line and a shell, never switch_root.
+check_cpu() {
+    need=$(conf CPU_FLAGS)
+    [ -n "$need" ] || return 0
+    have=" $(grep -m 1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    missing=
+    for flag in $need; do
+        case "$have" in *" $flag "*) ;; *) missing="$missing $flag" ;; esac
+    done
+    [ -z "$missing" ] && return 0
+    error "LevitateOS needs an $(conf CPU_LEVEL) CPU ($(conf CPU_SUMMARY)); this CPU lacks:$missing"
+    while :; do
+        msg "emergency shell (this CPU cannot run the system: 'poweroff -f' or 'reboot -f')"
+        shell
+    done
 }
 
 # --- finding the medium ---------------------------------------------------------------------------
@@ -364,6 +400,7 @@ mount_image() {
             erofs) grep -qw erofs /proc/filesystems || msg "  the kernel has no erofs support loaded (modprobe erofs failed?)" ;;
             squashfs) grep -qw squashfs /proc/filesystems || msg "  the kernel has no squashfs support loaded (modprobe squashfs failed?)" ;;
         esac
+        [ -e /dev/loop-control ] || msg "  no /dev/loop-control: the kernel has no loop support loaded (modprobe loop failed?)"
         if ! has_magic "$2" "$3"; then
             msg "  ${3#$MEDIA/} has no $2 superblock: the image is corrupted or not $2"
         fi
@@ -477,6 +514,7 @@ else
     dmesg -n 1 2>/dev/null
 fi
 msg "starting (kernel $(uname -r))"
+check_cpu
 load_modules
 case "$MODE" in
     live) mount_live_root || emergency ;;

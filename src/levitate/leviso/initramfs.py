@@ -4,6 +4,7 @@
     staging tree              -> busybox + applet links, decompressed modules, `depmod -b`, /init
     cpio "newc" written here  -> sorted, owned by root, fixed timestamps, /dev/console + /dev/null
     compressed                -> zstd | xz | gzip, one the kernel's config says it can unpack
+    early microcode in front  -> an uncompressed cpio (microcode.py) when the tree has updates
 
 Standard library only (plus levitate.util): the installed system runs this module with its own
 Python to rebuild its initramfs when the kernel changes. /init itself is `init.sh` beside this
@@ -28,6 +29,9 @@ from typing import BinaryIO
 
 from levitate.util.errors import LevitateError
 from levitate.util.run import run
+
+from .cpulevel import CPU_LEVEL_SUMMARY, required_flags
+from .microcode import EARLY_DIR, early_microcode
 
 log = logging.getLogger("levitate")
 
@@ -59,14 +63,17 @@ class InitramfsSpec:
     label: str = "LEVITATEOS"                       # default medium label (root=live:LABEL= overrides)
     compression: str = "auto"                       # auto | zstd | xz | gzip
     extra_files: tuple[tuple[Path, str], ...] = ()  # host file -> path inside
+    cpu_level: str = ""                             # e.g. "x86-64-v3": /init refuses an older CPU
 
 
 @dataclass(frozen=True)
 class InitramfsInfo:
-    size: int                                       # bytes of the compressed image
+    size: int                                       # bytes of the image (early microcode + compressed)
     compression: str
     modules: list[str]                              # module names included (the closure)
     files: int                                      # archive members (dirs, files, links, nodes)
+    microcode: dict[str, int] = field(default_factory=dict)  # early cpio file name -> bytes
+    early_size: int = 0                             # bytes of the uncompressed early cpio
 
 
 # -- cpio "newc" ----------------------------------------------------------------------------------------
@@ -202,6 +209,15 @@ def entries_from_tree(root: Path) -> list[CpioEntry]:
             else:
                 raise LevitateError(f"{full}: only files, directories and symlinks go into the initramfs")
     return entries
+
+
+def early_cpio(blobs: dict[str, bytes]) -> bytes:
+    """The uncompressed archive the kernel's early microcode loader reads: kernel/, kernel/x86/,
+    kernel/x86/microcode/ and the vendor files; no device nodes (the main archive has them)."""
+    buffer = io.BytesIO()
+    write_cpio_newc([CpioEntry.file(f"{EARLY_DIR}/{name}", data) for name, data in blobs.items()], buffer,
+                    devices=False)
+    return buffer.getvalue()
 
 
 # -- compression -----------------------------------------------------------------------------------------
@@ -536,6 +552,10 @@ def build_initramfs(rootfs: Path, spec: InitramfsSpec, out: Path) -> InitramfsIn
     if not spec.busybox.is_file():
         raise LevitateError(f"busybox {spec.busybox} does not exist")
     init_text = render_init(spec.label)
+    cpu_flags = required_flags(spec.cpu_level)
+    microcode = early_microcode(rootfs)
+    if not microcode:
+        log.info("initramfs: the tree has no CPU microcode (microcode_ctl, amd-ucode-firmware): no early cpio")
 
     index = ModuleIndex.load(moddir)
     selection = select_modules(index, spec.modules, spec.required_modules)
@@ -570,8 +590,12 @@ def build_initramfs(rootfs: Path, spec: InitramfsSpec, out: Path) -> InitramfsIn
         entries.append(CpioEntry.file("init", init_text.encode(), perm=0o755))
         entries.append(CpioEntry.file(MODULES_LIST, "".join(
             f"{name}{' optional' if optional else ''}\n" for name, optional in selection.load).encode()))
+        # /init reads CPU_FLAGS (the profile's [rootfs] cpu_level as cpuinfo flags) and refuses
+        # to switch_root on a CPU that lacks one
         entries.append(CpioEntry.file("etc/levitate/initramfs.conf", (
-            f"KERNEL_VERSION={kver}\nLABEL={spec.label}\nCOMPRESSION={method}\n").encode()))
+            f"KERNEL_VERSION={kver}\nLABEL={spec.label}\nCOMPRESSION={method}\n"
+            f"CPU_LEVEL={spec.cpu_level}\nCPU_SUMMARY={CPU_LEVEL_SUMMARY.get(spec.cpu_level, '')}\n"
+            f"CPU_FLAGS={' '.join(cpu_flags)}\n").encode()))
         taken = {e.path for e in entries}
         for host, inside in spec.extra_files:
             inside = _clean_path(inside)
@@ -584,7 +608,8 @@ def build_initramfs(rootfs: Path, spec: InitramfsSpec, out: Path) -> InitramfsIn
 
         buffer = io.BytesIO()
         count = write_cpio_newc(entries, buffer)
-        image = compress(buffer.getvalue(), method)
+        early = early_cpio(microcode) if microcode else b""
+        image = early + compress(buffer.getvalue(), method)
         tmp_out = out.with_name(f".{out.name}.tmp")
         try:
             with open(tmp_out, "wb") as f:
@@ -596,6 +621,8 @@ def build_initramfs(rootfs: Path, spec: InitramfsSpec, out: Path) -> InitramfsIn
             tmp_out.unlink(missing_ok=True)
     log.debug("initramfs: %d modules, loaded in this order: %s", len(selection.files),
               " ".join(m for m, _ in selection.load))
-    log.debug("initramfs: %d members, %.1f MiB cpio -> %.2f MiB %s", count, len(buffer.getvalue()) / 2**20,
-              len(image) / 2**20, method)
-    return InitramfsInfo(size=len(image), compression=method, modules=sorted(selection.files), files=count)
+    log.debug("initramfs: %d members, %.1f MiB cpio -> %.2f MiB %s, after %.2f MiB of early microcode (%s)",
+              count, len(buffer.getvalue()) / 2**20, (len(image) - len(early)) / 2**20, method, len(early) / 2**20,
+              ", ".join(sorted(microcode)) or "none")
+    return InitramfsInfo(size=len(image), compression=method, modules=sorted(selection.files), files=count,
+                         microcode={name: len(data) for name, data in microcode.items()}, early_size=len(early))
