@@ -4,15 +4,20 @@ createrepo_c, signed with the sample key, so only the one defect under test diff
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from levitate.rpm.header import RpmFile
+from tests.unit.test_rpm_support import STRING_ARRAY, _header
 
 REPO = "BaseOS"
 
@@ -43,6 +48,22 @@ def rpmsign(sample_repo, rpm: Path, *, other: bool = False, delete: bool = False
         argv = ["rpmsign", "--delsign", rpm] if delete else \
             ["rpmsign", "--define", "__gpg /usr/bin/gpg", "--define", f"_gpg_name {fpr}", "--resign", rpm]
         subprocess.run(argv, env=env, check=True, capture_output=True)
+
+
+def rpm6_signatures(rpm: Path, v6: list[bytes], *, keep_v4: bool = True) -> None:
+    """Re-sign rpm as rpm 6's rpmsign signs a v6 package (sign/rpmgensig.cc): every OpenPGP
+    signature base64-encoded in the OPENPGP tag (278) and no tag 268. The packets are its v4 RSA
+    signature (unless keep_v4 is False), then the v6 ones; the header and payload stay as built."""
+    data = rpm.read_bytes()
+    count, size = struct.unpack(">II", data[96 + 8:96 + 16])
+    end = 96 + 16 + count * 16 + size
+    with RpmFile.open(rpm) as r:
+        sig = r.signature
+        entries = [(t, int(sig.type_of(t)), sig[t]) for t in sig.tags() if t not in (62, 267, 268)]
+        packets = [sig.get_bytes(268)] * keep_v4 + v6
+    entries.append((278, STRING_ARRAY, [base64.b64encode(p).decode() for p in packets]))
+    signature = _header(entries, 62)
+    rpm.write_bytes(data[:96] + signature + b"\0" * (-len(signature) % 8) + data[end + (-end % 8):])
 
 
 def make_mirror(sample_repo, dest: Path, rpms: list[Path], *, link: bool = False) -> Path:

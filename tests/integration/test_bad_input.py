@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from tests.cheat_aware import cheat_aware
 from tests.httpserver import closed_port_url, serve
+from tests.unit.test_rpm_support import V6Key
 
 from . import minirepo
 from tests.support import copy_profile, run_leviso
@@ -189,6 +191,45 @@ def test_unsigned_rpm(sample_repo, tmp_path):
     mirror, profile = _setup_variant(sample_repo, tmp_path, lambda rpm: minirepo.rpmsign(sample_repo, rpm, delete=True))
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
     assert_clean_failure(proc, "setup", "not signed")
+
+
+@cheat_aware(protects="a package signed only with v6 (post-quantum) signatures stops the build as such",
+             cheats=["accept v6 signatures unchecked", "report the package as unsigned"],
+             consequence="a package nobody could check gets into the image, or the user hunts a missing signature")
+def test_rpm_with_only_a_v6_signature(sample_repo, tmp_path):
+    v6 = V6Key()
+    mirror, profile = _setup_variant(sample_repo, tmp_path,
+                                     lambda rpm: minirepo.rpm6_signatures(rpm, [v6.signature()], keep_v4=False))
+    proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
+    assert_clean_failure(proc, "setup", f"unsupported v6 signature (ML-DSA-87+Ed448 by key {v6.key_id})")
+
+
+@cheat_aware(protects="a source signed as RHEL 10.1 signs (a v6 key in the key file, v4 and v6 signatures in "
+                      "rpm 6's tag) downloads by its v4 key and signatures",
+             cheats=["drop the v6 key by dropping every key but the first", "trust whatever is in tag 278"],
+             consequence="once Rocky adds post-quantum signatures, no LevitateOS build can start")
+def test_rhel_10_1_style_v6_key_and_signatures(sample_repo, tmp_path):
+    v6 = V6Key()
+    mirror, profile = _setup_variant(sample_repo, tmp_path,
+                                     lambda rpm: minirepo.rpm6_signatures(rpm, [v6.signature()]))
+    key_file = mirror / sample_repo.key.name
+    key_file.write_bytes(key_file.read_bytes() + v6.public())
+    proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
+    assert proc.returncode == 0, proc.stderr
+    assert f"skipped an OpenPGP v6 key (ML-DSA-87+Ed448, post-quantum) {v6.fingerprint}: not supported, " \
+           "the v4 key is used" in proc.stderr
+
+
+@cheat_aware(protects="a v6 fingerprint in [key] is refused in one line saying v6 keys are not supported yet",
+             cheats=["compare only the first 40 digits", "look the v6 key up and trust it"],
+             consequence="a user pinning RHEL's post-quantum key gets a confusing failure, or an unchecked key")
+def test_v6_fingerprint_pin(sample_repo, tmp_path):
+    profile = copy_profile(sample_repo, tmp_path / "p")
+    toml = profile / "profile.toml"
+    toml.write_text(re.sub(r'^fingerprint = .*$', f'fingerprint = "{V6Key().fingerprint}"',
+                           toml.read_text(), flags=re.M))
+    proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{sample_repo.mirror}")
+    assert_clean_failure(proc, "profile.toml", "v6 key fingerprint", "not supported yet")
 
 
 def _flip_last_byte(rpm: Path) -> None:

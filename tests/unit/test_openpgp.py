@@ -13,7 +13,7 @@ from levitate.rpm.openpgp import (BadSignatureError, NotSignedError, OpenPGPErro
 from levitate.util.errors import VerificationError
 from tests.cheat_aware import cheat_aware
 from tests.unit.test_rpm_support import keys as _keys
-from tests.unit.test_rpm_support import make_key, run, workdir
+from tests.unit.test_rpm_support import V6Key, make_key, pgp_armor, run, workdir
 
 DATA = b"SHA256 (Rocky-10.0-x86_64-dvd1.iso) = 0123456789abcdef\n" * 3
 
@@ -105,6 +105,69 @@ def test_secret_key_is_refused_with_hint(keys):
     secret = keys.trusted.gpg("--export-secret-keys", keys.trusted.fingerprint)
     with pytest.raises(OpenPGPError, match="secret key"):
         load_keyring(secret)
+
+
+# -- OpenPGP v6 beside v4 (RHEL 10.1) ---------------------------------------------------------
+
+@cheat_aware(protects="a release key file that also holds a v6 (post-quantum) key stays usable through its v4 key",
+             cheats=["dropping every key after the first", "ignoring the v6 key without telling anyone"],
+             consequence="once the distribution adds its post-quantum key to the key file, no build can start")
+@pytest.mark.parametrize("layout", ["two armored blocks", "v6 first in one block", "v4 first in one block"])
+def test_key_file_with_a_v6_key_uses_the_v4_key(keys, layout, caplog):
+    v6 = V6Key()
+    if layout == "two armored blocks":         # `cat RPM-GPG-KEY-redhat-release RPM-GPG-KEY-PQC-...`
+        data = keys.trusted.public() + v6.public()
+    elif layout == "v6 first in one block":
+        data = pgp_armor("PUBLIC KEY BLOCK", v6.public(armor=False) + keys.trusted.public(armor=False))
+    else:
+        data = pgp_armor("PUBLIC KEY BLOCK", keys.trusted.public(armor=False) + v6.public(armor=False))
+    with caplog.at_level("INFO", logger="levitate"):
+        ring = load_keyring(data)
+    assert [k.fingerprint for k in ring] == [keys.trusted.fingerprint]
+    assert ring[0].user_ids == [keys.trusted.uid]
+    notes = [r.getMessage() for r in caplog.records]
+    assert notes == [f"skipped an OpenPGP v6 key (ML-DSA-87+Ed448, post-quantum) {v6.fingerprint}: "
+                     "not supported, the v4 key is used"]
+    # and the v4 key still verifies what it signed
+    assert verify_detached(DATA, keys.trusted.sign(DATA, "--detach-sign"), ring).signer is ring[0]
+
+
+def test_key_file_with_only_a_v6_key_is_a_clear_error():
+    v6 = V6Key()
+    with pytest.raises(OpenPGPError, match=r"holds only an OpenPGP v6 key \(ML-DSA-87\+Ed448, post-quantum\) "
+                                           + v6.fingerprint + ", which is not supported yet"):
+        load_keyring(v6.public())
+
+
+def test_v6_fingerprint_pin_is_not_supported_yet():
+    with pytest.raises(OpenPGPError, match="v6 key fingerprint .* not supported yet") as info:
+        openpgp.normalize_fingerprint(V6Key().fingerprint)
+    assert "40 hex digits" in info.value.hint
+
+
+def test_v6_signature_is_named(keys):
+    v6 = V6Key()
+    [sig] = openpgp.parse_signatures(v6.signature())
+    assert (sig.version, sig.supported, sig.key_id, sig.hash_name) == (6, False, v6.key_id, "SHA512")
+    assert sig.describe() == f"ML-DSA-87+Ed448 by key {v6.key_id}"
+
+
+@cheat_aware(protects="a detached signature file with a v4 and a v6 signature verifies by the v4 one",
+             cheats=["accepting the v6 signature unchecked", "refusing the file for its v6 signature"],
+             consequence="a forged v6-only signature would pass, or RHEL-style dual-signed metadata would not")
+def test_detached_v4_and_v6_signatures(keys, trusted):
+    v4 = keys.trusted.sign(DATA, "--detach-sign")
+    v6 = V6Key()
+    for both in (v4 + v6.signature(), v6.signature() + v4):
+        assert verify_detached(DATA, both, trusted).signer.fingerprint == keys.trusted.fingerprint
+        with pytest.raises(BadSignatureError):
+            verify_detached(flip(DATA, 3), both, trusted)
+    with pytest.raises(openpgp.UnsupportedSignatureError) as info:
+        verify_detached(DATA, pgp_armor("SIGNATURE", v6.signature()), trusted)
+    assert str(info.value).startswith(f"unsupported v6 signature (ML-DSA-87+Ed448 by key {v6.key_id})")
+    # a v4 signature by another key still names that key, v6 beside it or not
+    with pytest.raises(UntrustedKeyError, match=keys.other.key_id):
+        verify_detached(DATA, keys.other.sign(DATA, "--detach-sign") + v6.signature(), trusted)
 
 
 # -- detached signatures ---------------------------------------------------------------------

@@ -4,8 +4,10 @@
 - `built_rpms()`: real packages made with rpmbuild (zstd, xz, gzip, bzip2 and uncompressed
   payloads), signed with rpmsign by the trusted test key or another key, once per session.
 - `write_rpm()`: a minimal RPM writer for packages rpmbuild refuses to make (paths escaping the
-  root, payloads that disagree with their header, stripped cpio, legacy signatures). Its output
-  is checked against rpm itself in test_rpm_verify.py, so the crafted packages are real RPMs.
+  root, payloads that disagree with their header, stripped cpio, legacy signatures, rpm 6's
+  OPENPGP signature tag). Its output is checked against rpm itself in test_rpm_verify.py, so the
+  crafted packages are real RPMs.
+- `V6Key`: OpenPGP v6 post-quantum keys and signatures, framed by hand (gpg 2.2 cannot make them).
 
 Everything is cached per process (the functions are called from fixtures in several modules).
 """
@@ -13,6 +15,7 @@ Everything is cached per process (the functions are called from fixtures in seve
 from __future__ import annotations
 
 import atexit
+import base64
 import collections
 import functools
 import gzip
@@ -160,6 +163,83 @@ def keys() -> Keys:
     return Keys(make_key("trusted"), make_key("other"))
 
 
+# -- OpenPGP v6 -------------------------------------------------------------------------------
+# What RHEL 10.1 ships beside its RSA key and signatures: a v6 key and v6 signatures with the
+# composite ML-DSA-87+Ed448 algorithm. Nothing here can make real ones, so the packets are framed
+# by RFC 9580 (sections 4.2, 5.2.3, 5.5.2.3, 5.5.4.3) with the ids and sizes of
+# draft-ietf-openpgp-pqc, random octets standing in for the key and signature material. The
+# layout is that of rpm's own test key (rpm-software-management/libpgpr test/mldsa/mldsa87ed448.*).
+
+MLDSA87_ED448 = 31
+MLDSA87_ED448_KEY = 57 + 2592          # Ed448 public key, ML-DSA-87 public key
+MLDSA87_ED448_SIG = 114 + 4627         # Ed448 signature, ML-DSA-87 signature
+SHA512 = 10
+
+
+def _length(n: int) -> bytes:
+    """RFC 9580 section 4.2.1 (packets) and 5.2.3.7 (subpackets): 1, 2 or 5 octets."""
+    if n < 192:
+        return bytes([n])
+    if n < 8384:
+        return bytes([((n - 192) >> 8) + 192, (n - 192) & 0xFF])
+    return b"\xff" + n.to_bytes(4, "big")
+
+
+def pgp_packet(tag: int, body: bytes) -> bytes:
+    return bytes([0xC0 | tag]) + _length(len(body)) + body
+
+
+def pgp_armor(label: str, data: bytes) -> bytes:
+    """ASCII armor with its CRC24 (RFC 9580 section 6.1), independent of the code under test."""
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc = (crc << 1) ^ (0x1864CFB if crc & 0x800000 else 0)
+    b64 = base64.b64encode(data).decode()
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    checksum = base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big")).decode()
+    return "\n".join([f"-----BEGIN PGP {label}-----", "", *lines, f"={checksum}",
+                      f"-----END PGP {label}-----", ""]).encode()
+
+
+@dataclass
+class V6Key:
+    """A v6 ML-DSA-87+Ed448 public key (fake material, real framing)."""
+
+    created: int = 1_760_000_000
+    uid: str = "Red Hat, Inc. (PQC release key 2025) <security@redhat.com>"
+    material: bytes = field(default_factory=lambda: os.urandom(MLDSA87_ED448_KEY))
+
+    @property
+    def body(self) -> bytes:
+        return (bytes([6]) + self.created.to_bytes(4, "big") + bytes([MLDSA87_ED448])
+                + len(self.material).to_bytes(4, "big") + self.material)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(b"\x9b" + len(self.body).to_bytes(4, "big") + self.body).hexdigest().upper()
+
+    @property
+    def key_id(self) -> str:
+        return self.fingerprint[:16]          # v6: the fingerprint's first 8 octets
+
+    def signature(self, sig_type: int = 0x00) -> bytes:
+        """A v6 signature packet by this key (a binary document signature by default)."""
+        hashed = (_length(5) + b"\x82" + self.created.to_bytes(4, "big")             # creation, critical
+                  + _length(34) + b"\x21\x06" + bytes.fromhex(self.fingerprint))      # issuer fingerprint
+        body = (bytes([6, sig_type, MLDSA87_ED448, SHA512]) + len(hashed).to_bytes(4, "big") + hashed
+                + (0).to_bytes(4, "big") + os.urandom(2) + bytes([32]) + os.urandom(32)
+                + os.urandom(MLDSA87_ED448_SIG))
+        return pgp_packet(2, body)
+
+    def public(self, armor: bool = True) -> bytes:
+        """The transferable key as sq exports it: key, direct-key signature, user ID, certification."""
+        data = (pgp_packet(6, self.body) + self.signature(0x1F)
+                + pgp_packet(13, self.uid.encode()) + self.signature(0x13))
+        return pgp_armor("PUBLIC KEY BLOCK", data) if armor else data
+
+
 # -- rpmbuild ----------------------------------------------------------------------------------
 
 def rpmsign(path: Path, key: GpgKey) -> None:
@@ -281,8 +361,13 @@ def _cpio_newc(name: str, mode: int, data: bytes, *, ino: int, nlink: int = 1, m
 def write_rpm(path: Path, files: list[FakeFile], *, name: str = "crafted", version: str = "1.0",
               release: str = "1", compressor: str = "gzip", signer: GpgKey | None = None,
               stripped: bool = False, payload_digest: bool = True, legacy_signer: GpgKey | None = None,
-              raw_entries: list[RawEntry] = (), header_sha256: bool = True) -> Path:
-    """Write an RPM by hand: lead, signature header, header (with an immutable region), payload."""
+              raw_entries: list[RawEntry] = (), header_sha256: bool = True,
+              openpgp: list[GpgKey | bytes] = ()) -> Path:
+    """Write an RPM by hand: lead, signature header, header (with an immutable region), payload.
+
+    `openpgp` fills rpm 6's OPENPGP signature tag (278, base64 strings): a GpgKey stands for its
+    v4 signature over the header (the same bytes as in tag 268 when it is also the signer, as
+    rpmsign writes them), bytes for a ready signature packet (the v6 ones)."""
     header_files = [f for f in files if f.in_header]
     dirnames: dict[str, int] = {}
     dirindexes, basenames = [], []
@@ -372,10 +457,20 @@ def write_rpm(path: Path, files: list[FakeFile], *, name: str = "crafted", versi
     header = _header(tags, 63)
 
     sig_tags: list[tuple[int, int, object]] = [(1000, INT32, [len(header) + len(payload)])]
+    made: dict[str, bytes] = {}
+
+    def header_sig(key: GpgKey) -> bytes:        # one signature per key, reused in 268 and 278
+        if key.fingerprint not in made:
+            made[key.fingerprint] = key.sign(header, "--detach-sign", "--digest-algo", "SHA256")
+        return made[key.fingerprint]
+
     if header_sha256:
         sig_tags.append((273, STRING, hashlib.sha256(header).hexdigest()))
     if signer is not None:
-        sig_tags.append((268, BIN, signer.sign(header, "--detach-sign", "--digest-algo", "SHA256")))
+        sig_tags.append((268, BIN, header_sig(signer)))
+    if openpgp:
+        packets = [s if isinstance(s, bytes) else header_sig(s) for s in openpgp]
+        sig_tags.append((278, STRING_ARRAY, [base64.b64encode(p).decode() for p in packets]))
     if legacy_signer is not None:
         sig_tags.append((1004, BIN, hashlib.md5(header + payload).digest()))   # rpm wants one digest
         sig_tags.append((1002, BIN, legacy_signer.sign(header + payload, "--detach-sign",

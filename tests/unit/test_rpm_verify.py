@@ -12,7 +12,7 @@ from levitate.rpm.payload import PayloadError
 from levitate.rpm.verify import PackageVerificationError, verify_header, verify_rpm
 from levitate.util.errors import VerificationError
 from tests.cheat_aware import cheat_aware
-from tests.unit.test_rpm_support import (RPM_NAME, FakeFile, built_rpms, copy_rpm, keys, run,
+from tests.unit.test_rpm_support import (RPM_NAME, FakeFile, V6Key, built_rpms, copy_rpm, keys, run,
                                          workdir, write_rpm)
 
 
@@ -168,3 +168,44 @@ def test_header_digest_mismatch_in_signature_header(trusted, tmp_path):
     path.write_bytes(data)
     with pytest.raises(PackageVerificationError, match="header SHA256 digest mismatch"):
         verify_rpm(path, trusted)
+
+
+# -- rpm 6's OPENPGP tag (278): RHEL 10.1's v6 post-quantum signature beside the v4 RSA one ---------
+
+def rpm6_package(tmp_path, name: str, **signatures):
+    return write_rpm(tmp_path / f"{name}-1.0-1.x86_64.rpm", [FakeFile("/etc/x", data=b"x")], name=name,
+                     compressor="zstd", **signatures)
+
+
+@cheat_aware(protects="packages signed as RHEL 10.1 signs them (v4 RSA and v6 ML-DSA) verify by the v4 signature",
+             cheats=["accepting any package with a tag 278", "reading only tag 268"],
+             consequence="Rocky/RHEL packages signed in rpm 6's tag would be refused as unsigned, or forged ones accepted")
+@pytest.mark.parametrize("layout", ["268 + 278", "278 only"])
+def test_v4_signature_beside_a_v6_one_verifies(trusted, rpmdb, tmp_path, layout):
+    v6 = V6Key().signature()
+    signer = keys().trusted if layout == "268 + 278" else None
+    path = rpm6_package(tmp_path, "dual", signer=signer, openpgp=[keys().trusted, v6])
+    with RpmFile.open(path) as rpm:       # the identical v4 signature of 268 and 278 is checked once
+        assert [t for t, _ in rpm.header_signatures] == ([278, 278] if signer is None else [268, 278])
+    if signer is not None:
+        assert rpm_says_ok(rpmdb, path)   # rpm 4.18 knows no tag 278 and checks 268, as we do
+    assert verify_rpm(path, trusted).signer.fingerprint == keys().trusted.fingerprint
+    path.write_bytes(path.read_bytes().replace(b"crafted test package", b"crafted test packagE"))
+    with pytest.raises(PackageVerificationError) as info:
+        verify_rpm(path, trusted)
+    assert str(info.value).startswith("dual-1.0-1.x86_64.rpm: BAD header signature (tampered?)")
+    other = rpm6_package(tmp_path, "other", openpgp=[v6, keys().other])
+    with pytest.raises(PackageVerificationError, match=f"signed with key {keys().other.key_id} which is not trusted"):
+        verify_rpm(other, trusted)
+
+
+@cheat_aware(protects="a package signed only with v6 signatures is refused as such, naming the package",
+             cheats=["treating v6 signatures as valid", "calling the package unsigned"],
+             consequence="v6-only packages would pass unchecked, or the user would chase a missing signature")
+def test_only_v6_signatures_are_unsupported(trusted, tmp_path):
+    v6 = V6Key()
+    path = rpm6_package(tmp_path, "pqc", openpgp=[v6.signature()])
+    with pytest.raises(PackageVerificationError) as info:
+        verify_rpm(path, trusted)
+    assert info.value.message == f"pqc-1.0-1.x86_64.rpm: unsupported v6 signature (ML-DSA-87+Ed448 by key {v6.key_id})"
+    assert info.value.kind == "unsupported" and "v4" in info.value.hint

@@ -61,10 +61,11 @@ def load_trust(ctx: BuildContext, source: Source) -> Trust:
                     "never use the result for anything but a local experiment")
         return Trust(None)
     settings = ctx.profile.key
-    pin = settings.fingerprint_hex
-    if len(pin) != 40:
-        raise LevitateError(f"{ctx.profile.path / 'profile.toml'}: [key] fingerprint must be the key's full "
-                            "40-hex-digit fingerprint", "copy it from the distribution's release notes")
+    try:
+        pin = openpgp.normalize_fingerprint(settings.fingerprint)
+    except openpgp.OpenPGPError as exc:
+        raise LevitateError(f"{ctx.profile.path / 'profile.toml'}: [key] fingerprint: {exc.message}",
+                            exc.hint) from None
     cached = ctx.cache / "keys" / settings.file
     candidates = [(str(cached), lambda: cached.read_bytes() if cached.is_file() else None),
                   (f"{source.description}: {settings.file}", lambda: source.read_small(settings.file))]
@@ -80,15 +81,15 @@ def load_trust(ctx: BuildContext, source: Source) -> Trust:
         except LevitateError as exc:
             rejected.append(f"{where}: {exc.message}")
             continue
-        primary = keys[0] if keys else None
-        if primary is None or primary.fingerprint.upper() != pin:
-            found = _fingerprint_pretty(primary.fingerprint.upper()) if primary else "no key"
+        pinned = tuple(k for k in keys if (k.primary or k).fingerprint == pin)
+        if not pinned:
+            found = ", ".join(_fingerprint_pretty(k.fingerprint) for k in keys if not k.is_subkey)
             rejected.append(f"{where} has fingerprint {found}")
             continue
         if where != str(cached):
             write_atomic(cached, data)
         log.info("trusted key %s (%s)", _fingerprint_pretty(pin), where)
-        return Trust(tuple(keys), pin)
+        return Trust(pinned, pin)
     detail = "; ".join(rejected) if rejected else f"{settings.file} was not found at {source.description}"
     raise VerificationError(f"no release key with the pinned fingerprint {_fingerprint_pretty(pin)}: {detail}",
                             "the source may not be genuine; check [key] in profile.toml")

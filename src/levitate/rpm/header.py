@@ -13,6 +13,8 @@ Format reference: rpm's docs/manual/format.md and tags.md; lib/header.c for the 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import os
 import struct
@@ -133,6 +135,7 @@ class SigTag(IntEnum):
     LONGSIZE = 270
     LONGARCHIVESIZE = 271
     SHA256 = 273       # hex SHA256 of the main header
+    OPENPGP = 278      # rpm 6: base64 OpenPGP signatures over the main header, one a string (v4 and v6)
     SIZE = 1000        # header + payload size
     MD5 = 1004         # MD5 of header + payload (binary)
     PGP = 1002         # legacy OpenPGP RSA signature over header + payload
@@ -562,9 +565,22 @@ class RpmFile:
 
     @property
     def header_signatures(self) -> list[tuple[int, bytes]]:
-        """OpenPGP signatures over the main header only: (tag, packet bytes)."""
-        return [(tag, self.signature.get_bytes(tag)) for tag in (SigTag.RSA, SigTag.DSA)
+        """OpenPGP signatures over the main header only: (tag, packet bytes), each once.
+
+        rpm 6 (and RHEL 10.1's rpmsign) also writes each signature base64-encoded into the string
+        array OPENPGP, where the v6 post-quantum one lives; RHEL puts its v4 RSA signature both
+        there and in RSA (rpm's sign/rpmgensig.cc, putSignature)."""
+        sigs = [(tag, self.signature.get_bytes(tag)) for tag in (SigTag.RSA, SigTag.DSA)
                 if tag in self.signature]
+        for text in self.signature.get_list(SigTag.OPENPGP):
+            try:
+                blob = base64.b64decode(text, validate=True)
+            except (ValueError, binascii.Error):
+                raise _corrupt(self.name_hint, f"signature tag {int(SigTag.OPENPGP)} holds a string "
+                                               "that is not base64") from None
+            if blob not in (b for _, b in sigs):
+                sigs.append((SigTag.OPENPGP, blob))
+        return sigs
 
     @property
     def legacy_signatures(self) -> list[tuple[int, bytes]]:

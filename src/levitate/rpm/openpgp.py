@@ -8,15 +8,21 @@ public keys v4 (RSA; DSA and Ed25519 too, see ed25519.py), user IDs and subkeys 
 self-signatures checked, signatures v3/v4 over binary or text data. RSA is PKCS#1 v1.5 via
 pow(): verification handles only public data, so constant time does not matter.
 
-What is deliberately refused: v5/v6 keys and signatures, ECDSA, MD5/RIPEMD160, SHA1 for data
-signatures unless asked for, RSA keys under 2048 bits, subkeys without a valid binding signature
-from their primary, revoked keys, keys used after they expired, unknown critical subpackets.
+OpenPGP v6 (RFC 9580) keys and signatures are framed and named but not checked. RHEL 10.1 put a
+post-quantum v6 key (ML-DSA-87+Ed448, draft-ietf-openpgp-pqc) and v6 signatures beside its v4
+RSA ones, so a v6 key in a key file is skipped with a note, and a v6 signature next to a v4 one
+is passed over; only input with nothing but v6 signatures is refused ("unsupported v6 signature").
+
+What is deliberately refused: v6-only input, ECDSA, MD5/RIPEMD160, SHA1 for data signatures
+unless asked for, RSA keys under 2048 bits, subkeys without a valid binding signature from their
+primary, revoked keys, keys used after they expired, unknown critical subpackets.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +31,8 @@ from typing import Iterable, Iterator
 from levitate.rpm import ed25519
 from levitate.util.errors import VerificationError
 
+log = logging.getLogger("levitate")
+
 # -- constants -----------------------------------------------------------------------------
 
 RSA_ALGOS = {1, 2, 3}
@@ -32,8 +40,12 @@ DSA = 17
 ECDSA = 19
 EDDSA_LEGACY = 22
 ED25519 = 27
+# Post-quantum algorithms of draft-ietf-openpgp-pqc (the ids rpm's libpgpr and Sequoia use).
+PQC_NAMES = {30: "ML-DSA-65+Ed25519", 31: "ML-DSA-87+Ed448", 32: "SLH-DSA-SHAKE-128s",
+             33: "SLH-DSA-SHAKE-128f", 34: "SLH-DSA-SHAKE-256s", 35: "ML-KEM-768+X25519",
+             36: "ML-KEM-1024+X448"}
 ALGO_NAMES = {1: "RSA", 2: "RSA", 3: "RSA", 16: "Elgamal", 17: "DSA", 18: "ECDH", 19: "ECDSA",
-              22: "EdDSA", 25: "X25519", 26: "X448", 27: "Ed25519", 28: "Ed448"}
+              22: "EdDSA", 25: "X25519", 26: "X448", 27: "Ed25519", 28: "Ed448", **PQC_NAMES}
 
 HASH_ALGOS = {1: "md5", 2: "sha1", 3: "ripemd160", 8: "sha256", 9: "sha384", 10: "sha512",
               11: "sha224", 12: "sha3_256", 14: "sha3_512"}
@@ -121,6 +133,20 @@ class UntrustedKeyError(VerificationError):
 
     def __reduce__(self):        # survive a ProcessPoolExecutor round trip
         return (type(self), (self.key_ids, self.trusted))
+
+
+class UnsupportedSignatureError(VerificationError):
+    """Signed, but only with signatures of a newer OpenPGP version (v6) that cannot be checked yet."""
+
+    def __init__(self, version: int, details: list[str]):
+        self.version = version
+        self.details = details
+        super().__init__(f"unsupported v{version} signature ({'; '.join(details)})",
+                         "OpenPGP v6 (post-quantum) signatures cannot be checked yet; only input that "
+                         "also carries a v4 signature by the trusted key is accepted")
+
+    def __reduce__(self):        # survive a ProcessPoolExecutor round trip
+        return (type(self), (self.version, self.details))
 
 
 class BadSignatureError(VerificationError):
@@ -336,14 +362,16 @@ class _Reader:
 
 @dataclass(eq=False)
 class PublicKey:
-    """A v4 public key or subkey, with what its valid self-signatures say about it."""
+    """A v4 public key or subkey, with what its valid self-signatures say about it (or a newer
+    key, `version` > 4, which is only named: its params are empty)."""
 
     body: bytes
     created: int
     algorithm: int
     params: tuple
-    fingerprint: str                  # 40 uppercase hex digits
+    fingerprint: str                  # 40 uppercase hex digits (v6: 64; unknown versions: "")
     is_subkey: bool = False
+    version: int = 4
     user_ids: list[str] = field(default_factory=list)
     subkeys: list["PublicKey"] = field(default_factory=list)
     primary: "PublicKey | None" = None
@@ -353,7 +381,7 @@ class PublicKey:
 
     @property
     def key_id(self) -> str:
-        return self.fingerprint[-16:]
+        return _key_id(self.fingerprint)
 
     @property
     def algorithm_name(self) -> str:
@@ -398,11 +426,26 @@ class PublicKey:
         return [self, *self.subkeys]
 
 
+def _key_id(fingerprint: str) -> str:
+    """v4: the fingerprint's last 8 octets; v6 (RFC 9580 section 5.5.4.3): its first 8."""
+    return fingerprint[:16] if len(fingerprint) == 64 else fingerprint[-16:]
+
+
 def _parse_key(body: bytes, is_subkey: bool) -> PublicKey:
     r = _Reader(body, "public key packet")
     version = r.byte()
     if version != 4:
-        raise OpenPGPError(f"unsupported OpenPGP key version {version} (only v4 keys are supported)")
+        # Only named, never used. v5/v6 (RFC 9580 section 5.5.2.3): creation time, algorithm,
+        # 4-octet key material length; the fingerprint is SHA256 over 0x9A/0x9B, that 4-octet
+        # length and the body (section 5.5.4.3).
+        created, algo = r.uint(4), r.byte()
+        fingerprint = ""
+        if version in (5, 6):
+            r.take(r.uint(4))
+            prefix = b"\x9b" if version == 6 else b"\x9a"
+            fingerprint = hashlib.sha256(prefix + len(body).to_bytes(4, "big") + body).hexdigest().upper()
+        return PublicKey(body=body, created=created, algorithm=algo, params=(), fingerprint=fingerprint,
+                         is_subkey=is_subkey, version=version)
     created = r.uint(4)
     algo = r.byte()
     if algo in RSA_ALGOS:
@@ -429,7 +472,9 @@ def load_keyring(data: bytes | str) -> list[PublicKey]:
 
     Self-signatures are verified: user IDs without a valid certification by their primary key
     are dropped, and so are subkeys without a valid binding signature. Key expiry, key flags and
-    revocations are taken from valid self-signatures only.
+    revocations are taken from valid self-signatures only. Keys of another version than 4 (the
+    v6 post-quantum key RHEL ships beside its RSA one) are skipped with a note, with everything
+    that belongs to them, as long as a v4 key remains.
     """
     binary = to_binary(data, "PUBLIC KEY BLOCK")
     primaries: list[tuple[PublicKey, list]] = []
@@ -447,13 +492,26 @@ def load_keyring(data: bytes | str) -> list[PublicKey]:
             continue
         current[1].append(packet)
     result: list[PublicKey] = []
+    skipped = [primary for primary, _ in primaries if primary.version != 4]
     for primary, packets in primaries:
-        _apply_self_signatures(primary, packets)
-        result.append(primary)
-        result.extend(primary.subkeys)
+        if primary.version == 4:
+            _apply_self_signatures(primary, packets)
+            result.append(primary)
+            result.extend(primary.subkeys)
+    if skipped and not result:
+        raise OpenPGPError(f"the key file holds only {_describe_newer(skipped[0])}, which is not supported yet",
+                           "use the distribution's v4 (RSA) release key, which signs its packages too")
     if not result:
         raise OpenPGPError("no public key found")
+    for key in skipped:
+        log.info("skipped %s: not supported, the v4 key is used", _describe_newer(key))
     return result
+
+
+def _describe_newer(key: PublicKey) -> str:
+    """'an OpenPGP v6 key (ML-DSA-87+Ed448, post-quantum) F3AE...' for the notes and errors."""
+    what = key.algorithm_name + (", post-quantum" if key.algorithm in PQC_NAMES else "")
+    return f"an OpenPGP v{key.version} key ({what}) {key.fingerprint}".rstrip()
 
 
 def _apply_self_signatures(primary: PublicKey, packets: list[Packet]) -> None:
@@ -470,7 +528,8 @@ def _apply_self_signatures(primary: PublicKey, packets: list[Packet]) -> None:
             target = None             # photos: ignored with their signatures
         elif packet.tag == TAG_PUBLIC_SUBKEY:
             target = (_parse_key(packet.body, True), [])
-            sub_sigs.append(target)
+            if target[0].version == 4:
+                sub_sigs.append(target)      # else: not usable, its binding signatures neither
         elif packet.tag == TAG_SIGNATURE:
             try:
                 sig = Signature.parse(packet.body)
@@ -482,7 +541,7 @@ def _apply_self_signatures(primary: PublicKey, packets: list[Packet]) -> None:
                 target[1].append(sig)
 
     def valid(sig: Signature, *material: bytes) -> bool:
-        if not sig.may_be_issued_by(primary):
+        if not sig.supported or not sig.may_be_issued_by(primary):
             return False
         try:
             h = sig.new_hash(allow_sha1=True)
@@ -532,7 +591,7 @@ def _apply_self_signatures(primary: PublicKey, packets: list[Packet]) -> None:
 
 @dataclass(eq=False)
 class Signature:
-    """A v3 or v4 signature packet."""
+    """A v3 or v4 signature packet (or a v6 one, only named: `supported` is False)."""
 
     version: int
     sig_type: int
@@ -573,6 +632,19 @@ class Signature:
             sig = cls(4, sig_type, algo, hash_algo, body[:6 + hashed_len], left16, ())
             sig._subpackets(hashed_area, hashed=True)
             sig._subpackets(unhashed_area, hashed=False)
+        elif version == 6:
+            # RFC 9580 section 5.2.3: 4-octet subpacket area lengths, and a salt before the
+            # signature material, which is not read: a v6 signature is named, never checked.
+            sig_type, algo, hash_algo = r.byte(), r.byte(), r.byte()
+            hashed_len = r.uint(4)
+            hashed_area = r.take(hashed_len)
+            unhashed_area = r.take(r.uint(4))
+            left16 = r.take(2)
+            r.take(r.byte())
+            sig = cls(6, sig_type, algo, hash_algo, body[:8 + hashed_len], left16, ())
+            sig._subpackets(hashed_area, hashed=True)
+            sig._subpackets(unhashed_area, hashed=False)
+            return sig
         else:
             raise OpenPGPError(f"unsupported OpenPGP signature version {version}")
         if algo in RSA_ALGOS:
@@ -604,7 +676,7 @@ class Signature:
             pos += length
             if kind == SUB_ISSUER and len(data) == 8:
                 self.issuer_key_id = data.hex().upper()
-            elif kind == SUB_ISSUER_FPR and len(data) == 21 and data[0] == 4:
+            elif kind == SUB_ISSUER_FPR and (data[:1], len(data)) in ((b"\x04", 21), (b"\x06", 33)):
                 self.issuer_fingerprint = data[1:].hex().upper()
             elif not hashed:
                 continue              # anything else unhashed is unauthenticated: ignored
@@ -625,8 +697,16 @@ class Signature:
     def key_id(self) -> str | None:
         """The issuing key's ID (from the fingerprint subpacket when present)."""
         if self.issuer_fingerprint:
-            return self.issuer_fingerprint[-16:]
+            return _key_id(self.issuer_fingerprint)
         return self.issuer_key_id
+
+    @property
+    def supported(self) -> bool:
+        return self.version in (3, 4)
+
+    def describe(self) -> str:
+        """'ML-DSA-87+Ed448 by key F3AEC6DBD5039DAF', for messages about signatures not checked."""
+        return f"{ALGO_NAMES.get(self.pubkey_algo, f'algorithm {self.pubkey_algo}')} by key {self.key_id or '(no issuer)'}"
 
     @property
     def hash_name(self) -> str:
@@ -762,6 +842,8 @@ def candidate_keys(keys: Iterable[PublicKey]) -> list[PublicKey]:
 
 def hash_for(sig: Signature, *, allow_sha1: bool = False):
     """sig.new_hash(), or the policy error as a value (decided later, per signer)."""
+    if not sig.supported:
+        return UnsupportedSignatureError(sig.version, [sig.describe()])
     try:
         return sig.new_hash(allow_sha1=allow_sha1)
     except VerificationError as exc:
@@ -773,13 +855,17 @@ def verify_hashed(sigs: list[Signature], hashes: list, keys: Iterable[PublicKey]
     """Check signatures whose data was already fed into `hashes` (one per signature, from
     `hash_for(sig)`; an exception in place of a hash counts as that signature failing).
     Returns the first good signature by a trusted key; raises otherwise: BadSignatureError (or
-    the policy error) when a trusted key's signature fails, else UntrustedKeyError."""
+    the policy error) when a trusted key's signature fails, UnsupportedSignatureError when there
+    are only v6 signatures, else UntrustedKeyError. v6 signatures beside v4 ones are passed over."""
     if not sigs:
         raise NotSignedError()
     candidates = candidate_keys(keys)
     untrusted: list[str] = []
+    newer = [sig for sig in sigs if not sig.supported]
     failure: VerificationError | None = None
     for sig, h in zip(sigs, hashes):
+        if not sig.supported:
+            continue
         matching = [k for k in candidates if sig.may_be_issued_by(k)]
         if not matching:
             untrusted.append(sig.key_id or "(no issuer)")
@@ -798,6 +884,8 @@ def verify_hashed(sigs: list[Signature], hashes: list, keys: Iterable[PublicKey]
             return sig
     if failure is not None:
         raise failure
+    if newer and not untrusted:
+        raise UnsupportedSignatureError(newer[0].version, [sig.describe() for sig in newer])
     raise UntrustedKeyError(untrusted, [k.fingerprint for k in candidates if not k.is_subkey])
 
 
@@ -911,7 +999,7 @@ def verify_clearsigned(data: bytes | str, keys: Iterable[PublicKey], *, allow_sh
     for sig in msg.signatures:
         if sig.sig_type not in (SIG_BINARY, SIG_TEXT):
             raise OpenPGPError(f"signature of type 0x{sig.sig_type:02x} is not a document signature")
-        if msg.hashes and sig.hash_name.replace("-", "") not in {h.replace("-", "") for h in msg.hashes}:
+        if sig.supported and msg.hashes and sig.hash_name.replace("-", "") not in {h.replace("-", "") for h in msg.hashes}:
             raise OpenPGPError(f"clearsigned message declares Hash: {', '.join(msg.hashes)} "
                                f"but is signed with {sig.hash_name}")
         h = hash_for(sig, allow_sha1=allow_sha1)
@@ -930,9 +1018,15 @@ def format_fingerprint(fpr: str) -> str:
 
 
 def normalize_fingerprint(text: str) -> str:
-    """Uppercase hex without spaces (or 0x); raises OpenPGPError on anything else."""
+    """Uppercase hex without spaces (or 0x); raises OpenPGPError on anything else, and on a v6
+    fingerprint (64 hex digits), which cannot be a trust anchor yet."""
     fpr = text.replace(" ", "").upper()
     fpr = fpr[2:] if fpr.startswith("0X") else fpr
+    if re.fullmatch(r"[0-9A-F]{64}", fpr):
+        raise OpenPGPError(f"{text!r} is an OpenPGP v6 key fingerprint (64 hex digits): "
+                           "v6 (post-quantum) keys are not supported yet",
+                           "pin the distribution's v4 (RSA) release key (40 hex digits), which signs its "
+                           "packages too")
     if not re.fullmatch(r"[0-9A-F]{40}", fpr):
         raise OpenPGPError(f"{text!r} is not a v4 key fingerprint (40 hex digits)",
                            "copy the full fingerprint, e.g. from gpg --fingerprint")

@@ -2,9 +2,11 @@
 
 What rpm itself checks, in pure Python, in one pass over the file:
 1. up front (cheap, before any byte of the payload is used): the OpenPGP header signature
-   (signature-header tag 268, or 267 for DSA) over the main header exactly as stored, from its
-   magic to the end of its data store, made by a trusted key; then the header's SHA256 digest
-   (tag 273, or SHA1 269 on old packages);
+   (signature-header tag 268, or 267 for DSA, or one of rpm 6's tag 278) over the main header
+   exactly as stored, from its magic to the end of its data store, made by a trusted key; then
+   the header's SHA256 digest (tag 273, or SHA1 269 on old packages). RHEL 10.1 adds a v6
+   post-quantum signature in tag 278 beside its v4 RSA one: the v4 one decides; a package with
+   only v6 signatures is refused as "unsupported v6 signature";
 2. while the payload streams: PAYLOADDIGEST (in the signed header) over the compressed payload,
    checked at its end (payload.py). Very old packages (rpm < 4.14) have no payload digest but a
    signature over header + payload (tags 1002/1005); it is checked at the end instead.
@@ -67,6 +69,8 @@ def _signature_error(package: str, exc: VerificationError, what: str) -> Package
     if isinstance(exc, openpgp.NotSignedError):
         return PackageVerificationError(package, "unsigned", "not signed",
                                         "only signed packages are accepted; check the package source")
+    if isinstance(exc, openpgp.UnsupportedSignatureError):
+        return PackageVerificationError(package, "unsupported", exc.message, exc.hint)
     if isinstance(exc, openpgp.UntrustedKeyError):
         who = ", ".join(exc.key_ids) or "an unidentified key"
         return PackageVerificationError(

@@ -65,18 +65,22 @@ def load_config(recipes_dir: Path | None, cache: Path) -> RockyConfig | None:
 
 
 def _trust(cfg: RockyConfig) -> Trust:
-    if len(cfg.fingerprint) != 40:
+    if not cfg.fingerprint:
         raise LevitateError("the Rocky release key's fingerprint is not configured",
                             "set fingerprint (40 hex digits) under [rocky] in recipe.toml")
+    try:
+        pin = openpgp.normalize_fingerprint(cfg.fingerprint)
+    except openpgp.OpenPGPError as exc:
+        raise LevitateError(f"[rocky] fingerprint: {exc.message}", exc.hint) from None
     try:
         data = dl.fetch_bytes(cfg.key) if "://" in cfg.key else Path(cfg.key).read_bytes()
     except OSError as e:
         raise LevitateError(f"cannot read the release key {cfg.key}: {e.strerror}") from None
-    keys = openpgp.load_keyring(data)
-    if not keys or keys[0].fingerprint.upper() != cfg.fingerprint:
+    pinned = tuple(k for k in openpgp.load_keyring(data) if (k.primary or k).fingerprint == pin)
+    if not pinned:
         raise VerificationError(f"the key at {cfg.key} does not have the pinned fingerprint "
-                                f"{cfg.fingerprint}", "check [rocky] key and fingerprint")
-    return Trust(tuple(keys), cfg.fingerprint)
+                                f"{pin}", "check [rocky] key and fingerprint")
+    return Trust(pinned, pin)
 
 
 def _source(cfg: RockyConfig):
