@@ -35,6 +35,11 @@ weak_deps = false
 # this pin only exercises pin handling (/bin/sh is a Provides of `setup` here, of bash on Rocky).
 "/bin/sh" = "setup"
 
+[rootfs]
+# As Rocky 10's profile: the build host and every machine booting the image need x86-64-v3
+# (/init says so on an older CPU). Debian's binaries would run on less; the check is what is tested.
+cpu_level = "x86-64-v3"
+
 [system]
 hostname = "levitateos"
 default_target = "multi-user.target"

@@ -47,11 +47,13 @@ FILESYSTEM_DIRS = (
 FILESYSTEM_LINKS = (
     ("/bin", "usr/bin"), ("/sbin", "usr/sbin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"),
     ("/var/run", "../run"), ("/var/lock", "../run/lock"),
-    ("/etc/localtime", "../usr/share/zoneinfo/Etc/UTC"),  # tzdata.postinst (debconf default)
 )
+# No /etc/localtime: on Rocky no package makes it (anaconda or systemd-firstboot does), so with
+# systemd-firstboot enabled an image without one asks for a time zone at first boot. Debian's
+# tzdata.postinst would make it; the sample must not, or it hides that prompt.
 
-# `filesystem` needs the zone file its /etc/localtime link points at: a file dependency only
-# filelists.xml can resolve (createrepo_c lists only */bin/* and /etc/* paths in primary.xml).
+# A file dependency only filelists.xml can resolve (createrepo_c lists only */bin/* and /etc/*
+# paths in primary.xml), as real EL10 sets have: kept on `filesystem` so that path always runs.
 # `setup` requires only the release package (which requires nothing and owns files as root
 # only): it must be installable first, before any package that owns files by the group names
 # it defines (rpm orders by Requires; loops break that).
@@ -239,8 +241,7 @@ def make_filesystem(work: Path, shipped: ShippedPaths) -> tuple[RpmPackage, list
         name="filesystem", evr=RpmEVR(None, "10.0", "1"), arch="noarch",
         summary="The basic directory layout and the merged-/usr symlinks",
         description=("/bin, /sbin, /lib and /lib64 as symlinks into /usr, the directory skeleton "
-                     "with Rocky Linux's modes, and /etc/localtime (UTC, as tzdata's postinst "
-                     "sets it).\nBuilt for LevitateOS tests only."),
+                     "with Rocky Linux's modes.\nBuilt for LevitateOS tests only."),
         tree=tree.root, entries=tree.entries, license="Public Domain",
         requires_pre=["setup"], requires=list(FILESYSTEM_REQUIRES),
     )
