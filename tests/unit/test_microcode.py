@@ -14,7 +14,7 @@ import pytest
 
 from levitate.leviso.cpulevel import installed_cpu_level, required_flags
 from levitate.leviso.initramfs import InitramfsSpec, build_initramfs
-from levitate.leviso.microcode import amd_microcode, early_microcode, intel_microcode
+from levitate.leviso.microcode import Cpu, amd_microcode, early_microcode, intel_microcode
 from levitate.util.errors import LevitateError
 from tests.cheat_aware import cheat_aware
 from tests.unit.test_initramfs import KVER, fake_busybox, make_moddir, members, unpack
@@ -148,3 +148,41 @@ def test_cpu_level_reaches_init_and_the_installed_system(tmp_path):
     put(root, "usr/lib/levitate/cpu-level", b"pentium\n")
     with pytest.raises(LevitateError, match="unknown CPU level 'pentium'"):
         installed_cpu_level(root)
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: {vendor}
+cpu family\t: {family}
+model\t\t: {model}
+model name\t: some CPU
+stepping\t: {stepping}
+flags\t\t: fpu avx2
+
+processor\t: 1
+vendor_id\t: ignored
+"""
+
+
+@cheat_aware(protects="recboot's host-only microcode holds exactly the machine's own update, as dracut's "
+                      "host-only default does, so the installed initramfs stays small",
+             cheats=["match Intel files by family only", "take every AMD container"],
+             consequence="the installed system boots without its CPU's microcode fixes, or carries ~14 MiB "
+                         "of uncompressible updates for other CPUs")
+@pytest.mark.parametrize("vendor, family, model, stepping, intel, amd", [
+    ("GenuineIntel", 6, 0x3c, 3, b"INTEL-HSW", b""),
+    ("GenuineIntel", 6, 0x8f, 4, b"INTEL-SPR", b""),          # through microcode_ctl's link
+    ("GenuineIntel", 6, 0x3c, 4, b"", b""),                   # another stepping: nothing
+    ("AuthenticAMD", 0x19, 0x61, 2, b"", b"AMD-19h"),         # the .xz container, decompressed
+    ("AuthenticAMD", 0x17, 0x31, 0, b"", b"AMD-17h"),
+])
+def test_host_only_takes_the_machines_own_update(tmp_path, vendor, family, model, stepping, intel, amd):
+    root = ucode_tree(tmp_path / "root")
+    cpu = Cpu.from_cpuinfo(CPUINFO.format(vendor=vendor, family=family, model=model, stepping=stepping))
+    assert cpu == Cpu(vendor, family, model, stepping)
+    expected = {name: data for name, data in (("GenuineIntel.bin", intel), ("AuthenticAMD.bin", amd)) if data}
+    assert early_microcode(root, cpu) == expected
+    assert set(early_microcode(root)) == {"GenuineIntel.bin", "AuthenticAMD.bin"}     # the live system: all
+
+
+def test_unreadable_cpuinfo_means_no_host_only_choice():
+    assert Cpu.from_cpuinfo("processor : 0\nflags : fpu\n") is None

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..leviso.cpulevel import installed_cpu_level
 from ..leviso.initramfs import InitramfsSpec, build_initramfs
+from ..leviso.microcode import Cpu
 from ..rpm.vercmp import rpmvercmp
 from ..util.errors import LevitateError
 
@@ -147,14 +148,17 @@ def _replace(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, modules: tuple[str, ...]) -> Path:
-    """Kernel, initramfs and loader entry for `kver` on the ESP; returns the entry."""
+def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, modules: tuple[str, ...],
+                   cpu: Cpu | None = None) -> Path:
+    """Kernel, initramfs and loader entry for `kver` on the ESP; returns the entry. `cpu`: put
+    only that CPU's microcode in (None: every CPU's)."""
     directory = esp / ESP_DIR / kver
     directory.mkdir(parents=True, exist_ok=True)
     initrd_tmp = directory / ".initramfs.img.tmp"
     # the same early microcode and CPU check as the live system's (build_initramfs reads the tree)
     build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / BUSYBOX.relative_to("/"),
-                                        modules=modules, cpu_level=installed_cpu_level(root)), initrd_tmp)
+                                        modules=modules, cpu_level=installed_cpu_level(root),
+                                        microcode_for=cpu), initrd_tmp)
     _replace(initrd_tmp, directory / "initramfs.img")
     linux_tmp = directory / ".linux.tmp"
     shutil.copyfile(root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)
@@ -255,8 +259,10 @@ def recboot(args: argparse.Namespace, root: Path = Path("/")) -> int:
     if not args.no_bootctl:
         say(args, f"systemd-boot: {run_bootctl(esp)} on {esp}")
     modules = DISK_MODULES + extra_modules(root)
+    # Host-only microcode, as dracut's default on Rocky: recboot runs on the machine it sets up.
+    cpu = None if args.all_microcode else Cpu.from_cpuinfo(Path("/proc/cpuinfo").read_text())
     for kver in wanted:
-        entry = install_kernel(root, esp, kver, spec, options, modules)
+        entry = install_kernel(root, esp, kver, spec, options, modules, cpu)
         say(args, f"kernel {kver}: {esp / ESP_DIR / kver}/{{linux,initramfs.img}}, entry {entry}")
     for kver in remove_stale(esp, set(kernels)):
         say(args, f"removed the entry of kernel {kver} (no longer installed)")
@@ -278,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kernel", action="append", metavar="KVER", help="only this kernel (repeatable)")
     parser.add_argument("--cmdline", help="extra kernel options (also read: /etc/kernel/cmdline)")
     parser.add_argument("--no-bootctl", action="store_true", help="do not install or update systemd-boot")
+    parser.add_argument("--all-microcode", action="store_true",
+                        help="early microcode for every CPU (default: only this machine's, as dracut's host-only "
+                             "mode; use it when the disk will move to another machine)")
     parser.add_argument("-q", "--quiet", action="store_true")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser

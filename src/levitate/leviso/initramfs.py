@@ -31,7 +31,7 @@ from levitate.util.errors import LevitateError
 from levitate.util.run import run
 
 from .cpulevel import CPU_LEVEL_SUMMARY, required_flags
-from .microcode import EARLY_DIR, early_microcode
+from .microcode import EARLY_DIR, Cpu, early_microcode
 
 log = logging.getLogger("levitate")
 
@@ -64,6 +64,7 @@ class InitramfsSpec:
     compression: str = "auto"                       # auto | zstd | xz | gzip
     extra_files: tuple[tuple[Path, str], ...] = ()  # host file -> path inside
     cpu_level: str = ""                             # e.g. "x86-64-v3": /init refuses an older CPU
+    microcode_for: Cpu | None = None                # only this CPU's microcode (host-only); None: all
 
 
 @dataclass(frozen=True)
@@ -553,7 +554,7 @@ def build_initramfs(rootfs: Path, spec: InitramfsSpec, out: Path) -> InitramfsIn
         raise LevitateError(f"busybox {spec.busybox} does not exist")
     init_text = render_init(spec.label)
     cpu_flags = required_flags(spec.cpu_level)
-    microcode = early_microcode(rootfs)
+    microcode = early_microcode(rootfs, spec.microcode_for)
     if not microcode:
         log.info("initramfs: the tree has no CPU microcode (microcode_ctl, amd-ucode-firmware): no early cpio")
 

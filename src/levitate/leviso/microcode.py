@@ -32,6 +32,7 @@ import lzma
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from levitate.util.errors import LevitateError
@@ -74,12 +75,14 @@ def _files(root: Path, directory: str, pattern: re.Pattern) -> dict[str, Path]:
     return found
 
 
-def intel_microcode(root: Path) -> bytes:
-    """The Intel update files of the tree concatenated (each distinct file once), sorted by name."""
+def intel_microcode(root: Path, cpu: "Cpu | None" = None) -> bytes:
+    """The Intel update files of the tree concatenated (each distinct file once), sorted by name;
+    with `cpu`, only its own."""
     files: dict[str, Path] = {}
     for directory in INTEL_DIRS:
         for name, path in _files(root, directory, _INTEL_NAME).items():
-            files.setdefault(name, path)
+            if cpu is None or cpu.wants(name):
+                files.setdefault(name, path)
     seen: set[bytes] = set()
     out = io.BytesIO()
     for name in sorted(files):
@@ -91,10 +94,10 @@ def intel_microcode(root: Path) -> bytes:
     return out.getvalue()
 
 
-def amd_microcode(root: Path) -> bytes:
+def amd_microcode(root: Path, cpu: "Cpu | None" = None) -> bytes:
     """The AMD container files of the tree concatenated, .xz ones decompressed; a plain file wins
-    over an .xz one of the same name."""
-    files = _files(root, AMD_DIR, _AMD_NAME)
+    over an .xz one of the same name. With `cpu`, only its family's."""
+    files = {name: path for name, path in _files(root, AMD_DIR, _AMD_NAME).items() if cpu is None or cpu.wants(name)}
     out = io.BytesIO()
     for name in sorted({n.removesuffix(".xz") for n in files}):
         path = files.get(name) or files[name + ".xz"]
@@ -109,7 +112,45 @@ def amd_microcode(root: Path) -> bytes:
     return out.getvalue()
 
 
-def early_microcode(root: Path) -> dict[str, bytes]:
-    """{"GenuineIntel.bin": ..., "AuthenticAMD.bin": ...} for the vendors the tree has updates for."""
-    blobs = {"GenuineIntel.bin": intel_microcode(root), "AuthenticAMD.bin": amd_microcode(root)}
+@dataclass(frozen=True)
+class Cpu:
+    """The CPU the image will run on, as /proc/cpuinfo names it."""
+
+    vendor: str                  # GenuineIntel, AuthenticAMD, ...
+    family: int
+    model: int
+    stepping: int
+
+    @classmethod
+    def from_cpuinfo(cls, text: str) -> "Cpu | None":
+        fields = {}
+        for line in text.splitlines():
+            key, sep, value = line.partition(":")
+            if not sep:
+                if fields:
+                    break                  # the first processor is enough
+                continue
+            fields.setdefault(key.strip(), value.strip())
+        try:
+            return cls(fields["vendor_id"], int(fields["cpu family"]), int(fields["model"]), int(fields["stepping"]))
+        except (KeyError, ValueError):
+            return None
+
+    def wants(self, name: str) -> bool:
+        """Is this update file (an early-cpio vendor file's source) for this CPU? dracut's
+        host-only rule: Intel FF-MM-SS by exact signature; AMD by family (0x15 and up have a file
+        of their own, older ones share microcode_amd.bin)."""
+        if self.vendor == "GenuineIntel":
+            return name == f"{self.family:02x}-{self.model:02x}-{self.stepping:02x}"
+        if self.vendor == "AuthenticAMD":
+            base = name.removesuffix(".xz")
+            return base == (f"microcode_amd_fam{self.family:02x}h.bin" if self.family >= 0x15 else "microcode_amd.bin")
+        return False
+
+
+def early_microcode(root: Path, cpu: Cpu | None = None) -> dict[str, bytes]:
+    """{"GenuineIntel.bin": ..., "AuthenticAMD.bin": ...} for the vendors the tree has updates for;
+    with `cpu`, only that CPU's update (host-only, as dracut does by default on Rocky: an installed
+    system needs its own CPU's ~0.1-3 MiB, not every CPU's ~14 MiB, which cannot be compressed)."""
+    blobs = {"GenuineIntel.bin": intel_microcode(root, cpu), "AuthenticAMD.bin": amd_microcode(root, cpu)}
     return {name: data for name, data in blobs.items() if data}
