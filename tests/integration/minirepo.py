@@ -16,10 +16,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.sample_repo.el10 import RELEASE_NAME
+
 from levitate.rpm.header import RpmFile
 from tests.unit.test_rpm_support import STRING_ARRAY, _header
 
 REPO = "BaseOS"
+# A sample package that requires nothing, for one-package repositories (EL10's `setup` requires
+# the release package, which requires nothing).
+LONE = RELEASE_NAME
 
 
 @contextlib.contextmanager
@@ -66,16 +71,12 @@ def rpm6_signatures(rpm: Path, v6: list[bytes], *, keep_v4: bool = True) -> None
     rpm.write_bytes(data[:96] + signature + b"\0" * (-len(signature) % 8) + data[end + (-end % 8):])
 
 
-def make_mirror(sample_repo, dest: Path, rpms: list[Path], *, link: bool = False) -> Path:
-    """dest/BaseOS/x86_64/os with these RPMs, createrepo_c repodata, signed repomd.xml, the key.
-    `link` hard-links instead of copying (only for RPMs the test leaves untouched)."""
+def make_mirror(sample_repo, dest: Path, rpms: list[Path]) -> Path:
+    """dest/BaseOS/x86_64/os with these RPMs, createrepo_c repodata, signed repomd.xml, the key."""
     repo = dest / REPO / "x86_64" / "os"
     (repo / "Packages").mkdir(parents=True)
     for rpm in rpms:
-        if link and rpm.stat().st_dev == repo.stat().st_dev:
-            os.link(rpm, repo / "Packages" / rpm.name)
-        else:
-            shutil.copy(rpm, repo / "Packages" / rpm.name)
+        shutil.copy(rpm, repo / "Packages" / rpm.name)
     subprocess.run(["createrepo_c", "-q", repo], check=True, capture_output=True)
     sign_detached(sample_repo, repo / "repodata" / "repomd.xml")
     shutil.copy(sample_repo.key, dest / sample_repo.key.name)
@@ -120,94 +121,6 @@ def build_spec(dest: Path, name: str, spec_text: str) -> Path:
                     spec], check=True, capture_output=True)
     [rpm] = (top / "RPMS" / "noarch").glob("*.rpm")
     return rpm
-
-
-# Shaped like Fedora's / CentOS Stream 10's crypto-policies.spec: the policies under
-# /usr/share/crypto-policies, /etc/crypto-policies' directories, the configuration only as %ghost
-# entries, and the real Lua %post (macros expanded) that creates it on first install.
-CRYPTO_POLICIES_SPEC = """\
-Name: crypto-policies
-Version: 20250101
-Release: 1
-Summary: System-wide crypto policies (test package shaped like EL10's)
-License: LGPL-2.1-or-later
-BuildArch: noarch
-%description
-test
-%install
-for p in DEFAULT FIPS LEGACY FUTURE; do
-  mkdir -p %{buildroot}/usr/share/crypto-policies/$p
-  for b in bind gnutls java krb5 libreswan libssh nss openssh opensshserver opensslcnf sequoia; do
-    echo "# $p policy for $b" > %{buildroot}/usr/share/crypto-policies/$p/$b.txt
-  done
-done
-mkdir -p %{buildroot}/etc/crypto-policies/back-ends %{buildroot}/etc/crypto-policies/state
-mkdir -p %{buildroot}/etc/crypto-policies/local.d %{buildroot}/etc/crypto-policies/policies/modules
-%post -p <lua>
-if not posix.access("/etc/crypto-policies/config") then
-    local policy = "DEFAULT"
-    local cf = io.open("/proc/sys/crypto/fips_enabled", "r")
-    if cf then
-        if cf:read() == "1" then
-            policy = "FIPS"
-        end
-        cf:close()
-    end
-    cf = io.open("/etc/crypto-policies/config", "w")
-    if cf then
-        cf:write(policy.."\\n")
-        cf:close()
-    end
-    cf = io.open("/etc/crypto-policies/state/current", "w")
-    if cf then
-        cf:write(policy.."\\n")
-        cf:close()
-    end
-    local policypath = "/usr/share/crypto-policies/"..policy
-    for fn in posix.files(policypath) do
-        if fn ~= "." and fn ~= ".." then
-            local backend = fn:gsub(".*/", ""):gsub("%%..*", "")
-            local cfgfn = "/etc/crypto-policies/back-ends/"..backend..".config"
-            posix.unlink(cfgfn)
-            posix.symlink(policypath.."/"..fn, cfgfn)
-        end
-    end
-end
-%files
-%dir /etc/crypto-policies/
-%dir /etc/crypto-policies/back-ends/
-%dir /etc/crypto-policies/state/
-%dir /etc/crypto-policies/local.d/
-%dir /etc/crypto-policies/policies/
-%dir /etc/crypto-policies/policies/modules/
-%ghost %config(missingok,noreplace) /etc/crypto-policies/config
-%ghost %config(missingok,noreplace) %verify(not mode) /etc/crypto-policies/back-ends/openssh.config
-%ghost %config(missingok,noreplace) %verify(not mode) /etc/crypto-policies/back-ends/opensshserver.config
-%ghost %config(missingok,noreplace) %verify(not mode) /etc/crypto-policies/back-ends/opensslcnf.config
-%ghost /etc/crypto-policies/state/current
-%ghost /etc/crypto-policies/state/CURRENT.pol
-/usr/share/crypto-policies
-"""
-
-# Shaped like EL10's dracut where it matters here: a kernel-install plugin that builds an initramfs
-# on `kernel-install add` (this one leaves a mark instead).
-DRACUT_SPEC = """\
-Name: dracut
-Version: 105
-Release: 1
-Summary: Initramfs generator (test package: its kernel-install plugin only leaves a mark)
-License: GPL-2.0-or-later
-BuildArch: noarch
-%description
-test
-%install
-mkdir -p %{buildroot}/usr/lib/kernel/install.d
-printf '#!/bin/sh\\n[ "$1" = add ] || exit 0\\necho "dracut plugin ran for $2" > /var/tmp/dracut-plugin-ran\\n' \\
-    > %{buildroot}/usr/lib/kernel/install.d/50-dracut.install
-chmod 755 %{buildroot}/usr/lib/kernel/install.d/50-dracut.install
-%files
-/usr/lib/kernel/install.d/50-dracut.install
-"""
 
 
 def build_rpm(dest: Path, name: str, *, conflicts: str = "", requires: str = "", owns_root: bool = False) -> Path:

@@ -20,6 +20,7 @@ from tests.httpserver import closed_port_url, serve
 from tests.unit.test_rpm_support import V6Key
 
 from . import minirepo
+from .minirepo import LONE
 from tests.support import copy_profile, run_leviso
 
 pytestmark = pytest.mark.slow
@@ -134,21 +135,21 @@ def test_dead_server(sample_repo, tmp_path):
              cheats=["skip the checksum when the file parses", "re-download silently and continue"],
              consequence="a mirror can swap package metadata and steer users to other packages")
 def test_repodata_checksum_mismatch(sample_repo, tmp_path):
-    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm("setup")])
+    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm(LONE)])
     primary = minirepo.repodata_file(mirror, "primary")
     data = bytearray(primary.read_bytes())
     data[len(data) // 2] ^= 0xFF
     primary.write_bytes(data)
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
     assert_clean_failure(proc, "primary")
 
 
 def test_corrupt_repodata_with_a_valid_signature(sample_repo, tmp_path):
-    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm("setup")])
+    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm(LONE)])
     primary = minirepo.repodata_file(mirror, "primary")
     minirepo.rewrite_repodata(sample_repo, mirror, "primary", primary.read_bytes()[:200])
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
     assert_clean_failure(proc, "corrupt")
 
@@ -157,30 +158,30 @@ def test_corrupt_repodata_with_a_valid_signature(sample_repo, tmp_path):
              cheats=["accept a missing repomd.xml.asc", "check the signature against any key"],
              consequence="a mirror can serve its own repodata and packages")
 def test_unsigned_repomd(sample_repo, tmp_path):
-    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm("setup")])
+    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm(LONE)])
     (mirror / "BaseOS/x86_64/os/repodata/repomd.xml.asc").unlink()
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
     assert_clean_failure(proc, "repomd.xml", "not signed")
 
 
 # -- packages --------------------------------------------------------------------------------------
 
-def _setup_variant(sample_repo, tmp_path, change) -> tuple[Path, Path]:
-    rpm = tmp_path / sample_repo.rpm("setup").name
-    shutil.copy(sample_repo.rpm("setup"), rpm)
+def _lone_variant(sample_repo, tmp_path, change) -> tuple[Path, Path]:
+    rpm = tmp_path / sample_repo.rpm(LONE).name
+    shutil.copy(sample_repo.rpm(LONE), rpm)
     change(rpm)
     mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [rpm])
-    return mirror, minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    return mirror, minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
 
 
 @cheat_aware(protects="a package signed by another key stops the build, naming the package and the key",
              cheats=["accept any valid signature", "only check that a signature exists"],
              consequence="anyone with a key of their own can get packages into LevitateOS")
 def test_rpm_signed_by_another_key(sample_repo, tmp_path):
-    mirror, profile = _setup_variant(sample_repo, tmp_path, lambda rpm: minirepo.rpmsign(sample_repo, rpm, other=True))
+    mirror, profile = _lone_variant(sample_repo, tmp_path, lambda rpm: minirepo.rpmsign(sample_repo, rpm, other=True))
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
-    line = assert_clean_failure(proc, "setup")
+    line = assert_clean_failure(proc, LONE)
     assert sample_repo.other_fingerprint[-16:].upper() in line.upper()
 
 
@@ -188,9 +189,9 @@ def test_rpm_signed_by_another_key(sample_repo, tmp_path):
              cheats=["treat a missing signature as nothing to check"],
              consequence="unsigned packages, which nobody vouches for, end up in the image")
 def test_unsigned_rpm(sample_repo, tmp_path):
-    mirror, profile = _setup_variant(sample_repo, tmp_path, lambda rpm: minirepo.rpmsign(sample_repo, rpm, delete=True))
+    mirror, profile = _lone_variant(sample_repo, tmp_path, lambda rpm: minirepo.rpmsign(sample_repo, rpm, delete=True))
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
-    assert_clean_failure(proc, "setup", "not signed")
+    assert_clean_failure(proc, LONE, "not signed")
 
 
 @cheat_aware(protects="a package signed only with v6 (post-quantum) signatures stops the build as such",
@@ -198,10 +199,10 @@ def test_unsigned_rpm(sample_repo, tmp_path):
              consequence="a package nobody could check gets into the image, or the user hunts a missing signature")
 def test_rpm_with_only_a_v6_signature(sample_repo, tmp_path):
     v6 = V6Key()
-    mirror, profile = _setup_variant(sample_repo, tmp_path,
+    mirror, profile = _lone_variant(sample_repo, tmp_path,
                                      lambda rpm: minirepo.rpm6_signatures(rpm, [v6.signature()], keep_v4=False))
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
-    assert_clean_failure(proc, "setup", f"unsupported v6 signature (ML-DSA-87+Ed448 by key {v6.key_id})")
+    assert_clean_failure(proc, LONE, f"unsupported v6 signature (ML-DSA-87+Ed448 by key {v6.key_id})")
 
 
 @cheat_aware(protects="a source signed as RHEL 10.1 signs (a v6 key in the key file, v4 and v6 signatures in "
@@ -210,7 +211,7 @@ def test_rpm_with_only_a_v6_signature(sample_repo, tmp_path):
              consequence="once Rocky adds post-quantum signatures, no LevitateOS build can start")
 def test_rhel_10_1_style_v6_key_and_signatures(sample_repo, tmp_path):
     v6 = V6Key()
-    mirror, profile = _setup_variant(sample_repo, tmp_path,
+    mirror, profile = _lone_variant(sample_repo, tmp_path,
                                      lambda rpm: minirepo.rpm6_signatures(rpm, [v6.signature()]))
     key_file = mirror / sample_repo.key.name
     key_file.write_bytes(key_file.read_bytes() + v6.public())
@@ -242,19 +243,19 @@ def _flip_last_byte(rpm: Path) -> None:
              cheats=["verify only the header signature", "check the digest after the files are in the tree"],
              consequence="a tampered binary runs as root on every LevitateOS install")
 def test_tampered_payload(sample_repo, tmp_path):
-    mirror, profile = _setup_variant(sample_repo, tmp_path, _flip_last_byte)
+    mirror, profile = _lone_variant(sample_repo, tmp_path, _flip_last_byte)
     proc = run_leviso("extract", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
-    assert_clean_failure(proc, "setup")
+    assert_clean_failure(proc, LONE)
     assert "digest" in proc.stderr or "tampered" in proc.stderr
     assert_no_tree(tmp_path)
 
 
 def test_insecure_skip_is_loud_but_still_checks_digests(sample_repo, tmp_path):
-    mirror, profile = _setup_variant(sample_repo, tmp_path, _flip_last_byte)
+    mirror, profile = _lone_variant(sample_repo, tmp_path, _flip_last_byte)
     proc = run_leviso("extract", *dirs(tmp_path, profile), "--source", f"dir:{mirror}",
                       "--insecure-skip-signature-checks")
     assert "NOT checked" in proc.stderr
-    assert_clean_failure(proc, "setup")
+    assert_clean_failure(proc, LONE)
 
 
 # -- resolution ------------------------------------------------------------------------------------
@@ -274,17 +275,17 @@ def test_unresolvable_dependency_names_the_chain(sample_repo, tmp_path):
 
 
 def test_conflict_is_reported(sample_repo, tmp_path):
-    rpm = minirepo.build_rpm(tmp_path, "antisetup", conflicts="setup")
+    rpm = minirepo.build_rpm(tmp_path, "antisetup", conflicts=LONE)
     minirepo.rpmsign(sample_repo, rpm)
-    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm("setup"), rpm])
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup", "antisetup"])
+    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm(LONE), rpm])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE, "antisetup"])
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
-    assert_clean_failure(proc, "antisetup", "setup")
+    assert_clean_failure(proc, "antisetup", LONE)
 
 
 def test_locked_fails_when_the_lock_pins_a_missing_package(sample_repo, tmp_path):
-    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm("setup")])
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm(LONE)])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     assert run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}").returncode == 0
     lock = profile / "leviso.lock"
     lock.write_text(lock.read_text().replace('release = "1"', 'release = "9"').replace("10.0-1.", "10.0-9."))

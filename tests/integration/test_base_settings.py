@@ -1,9 +1,8 @@
 """The base image's settings that let an EL10 system boot unattended and keep its choices, checked
 by running the image's own tools on it: systemd-firstboot, systemctl preset-all, kernel-install.
 
-One build of the sample set plus packages shaped like EL10's crypto-policies and dracut (unless the
-sample set already has them), with a profile that enables a unit the presets disable and disables
-one they enable. The tools run in a chroot of an overlay over the built images, so whatever they
+One build of the sample set (its crypto-policies and dracut are shaped like EL10's), with a profile
+that enables a unit the presets disable and disables one they enable. The tools run in a chroot of an overlay over the built images, so whatever they
 write lands in the overlay's upper directory and shows."""
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from levitate.leviso.chroot import chroot_mounts
-from levitate.leviso.profile import read_package_list
 from tests.cheat_aware import cheat_aware
-from tests.support import Build, run_leviso
+from tests.sample_repo.el10 import BOGUS_INITRD
+from tests.support import Build, copy_profile, run_leviso
 
 from . import minirepo
 from .test_bad_input import assert_clean_failure, dirs
@@ -35,16 +34,10 @@ TOOL_ENV = {"PATH": "/usr/sbin:/usr/bin", "HOME": "/root", "LANG": "C.UTF-8", "S
 
 @pytest.fixture(scope="module")
 def traits(sample_repo, tmp_path_factory) -> Build:
+    """The sample set (its crypto-policies and dracut are shaped like EL10's) with a profile that
+    fights the presets once each way."""
     base = tmp_path_factory.mktemp("traits")
-    extra = {name: minirepo.build_spec(base, name, spec)
-             for name, spec in (("crypto-policies", minirepo.CRYPTO_POLICIES_SPEC), ("dracut", minirepo.DRACUT_SPEC))
-             if name not in sample_repo.packages}
-    for rpm in extra.values():
-        minirepo.rpmsign(sample_repo, rpm)
-    rpms = [sample_repo.rpm(name) for name in sample_repo.packages]
-    mirror = minirepo.make_mirror(sample_repo, base / "mirror", rpms + list(extra.values()), link=True)
-    listed = list(read_package_list(sample_repo.profile / "packages.txt"))
-    profile = minirepo.make_profile(sample_repo, base / "profile", listed + ["crypto-policies", "dracut"])
+    profile = copy_profile(sample_repo, base / "profile")
     toml = profile / "profile.toml"
     text, count = re.subn(r"^enable = \[(.*)\]$", rf'enable = [\1, "{EXTRA_ENABLE}"]\ndisable = ["{EXTRA_DISABLE}"]',
                           toml.read_text(), flags=re.M)
@@ -52,7 +45,7 @@ def traits(sample_repo, tmp_path_factory) -> Build:
     toml.write_text(text)
     build = Build(profile, base / "downloads", base / "work", base / "output", None, 0)
     for command in ("extract", "image"):
-        proc = run_leviso(command, *build.args("--source", f"dir:{mirror}"))
+        proc = run_leviso(command, *build.args("--source", f"dir:{sample_repo.mirror}"))
         assert proc.returncode == 0, proc.stderr
     return build
 
@@ -161,8 +154,8 @@ def test_preset_all_again_keeps_every_choice(traits, tmp_path):
                      "check the mask link without running kernel-install"],
              consequence="installing a kernel builds a dracut initramfs behind LevitateOS's back")
 def test_dracut_plugin_is_masked(traits, tmp_path):
-    mark = "var/tmp/dracut-plugin-ran"
     kver = sorted(os.listdir(traits.rootfs / "usr/lib/modules"))[-1]
+    mark = f"boot/initramfs-{kver}.img"             # where the sample's dracut plugin leaves its bogus initrd
     add = ["kernel-install", "add", kver, f"/usr/lib/modules/{kver}/vmlinuz"]
     with overlay(traits, tmp_path) as (root, _upper):
         mask = root / "etc/kernel/install.d/50-dracut.install"
@@ -173,7 +166,7 @@ def test_dracut_plugin_is_masked(traits, tmp_path):
         mask.unlink()                       # the same run without the mask does reach the plugin
         proc = chroot(root, add)
         assert proc.returncode == 0, proc.stderr
-        assert (root / mark).read_text() == f"dracut plugin ran for {kver}\n"
+        assert (root / mark).read_bytes() == BOGUS_INITRD
 
 
 def _tree(top: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ from tests.cheat_aware import cheat_aware
 from tests.httpserver import serve
 
 from . import minirepo
+from .minirepo import LONE
 from tests.support import copy_profile, run_leviso
 from tests.sample_repo.repo import write_checksum
 from .test_bad_input import assert_clean_failure, dirs
@@ -43,14 +44,15 @@ def test_iso_source_over_http(sample_repo, sample_build, tmp_path):
     assert len(list((tmp_path / "downloads/packages").glob("*.rpm"))) == len(_lock_nevras(profile))
 
 
-def test_local_iso_without_checksum_warns_loudly(sample_repo, tmp_path):
+def test_local_iso_without_checksum_warns_loudly_and_its_unsigned_repodata_is_refused(sample_repo, tmp_path):
     isodir = tmp_path / "iso"
     isodir.mkdir()
     os.symlink(sample_repo.iso, isodir / sample_repo.iso.name)
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"iso:{isodir / sample_repo.iso.name}")
-    assert proc.returncode == 0, proc.stderr
     assert "WARNING: no CHECKSUM" in proc.stderr
+    # The sample DVD, as Rocky's, has no repomd.xml.asc: with nothing signed over the ISO, no trust.
+    assert_clean_failure(proc, "repomd.xml is not signed", "CHECKSUM.asc beside the ISO")
 
 
 @pytest.mark.parametrize("layout", ["mirror", "dvd"])
@@ -76,8 +78,8 @@ def test_dir_source_in_both_layouts(sample_repo, sample_build, tmp_path, layout)
 def test_filelists_only_when_a_file_dependency_needs_it(sample_repo, sample_build, tmp_path):
     # The sample's `filesystem` requires /usr/share/zoneinfo/Etc/UTC, which only filelists knows.
     assert list((sample_build.cache / "repodata/BaseOS").glob("*filelists*"))
-    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm("setup")])
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    mirror = minirepo.make_mirror(sample_repo, tmp_path / "m", [sample_repo.rpm(LONE)])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"dir:{mirror}")
     assert proc.returncode == 0, proc.stderr
     assert list((tmp_path / "downloads/repodata/BaseOS").glob("*")) == [tmp_path / "downloads/repodata/BaseOS/repomd.xml"]
@@ -111,8 +113,8 @@ def test_clean_keeps_downloads_unless_all(tmp_path):
              cheats=["accept unsigned repodata from any source", "skip the ISO's hash"],
              consequence="`--source iso:` stops on every real Rocky DVD, or any unsigned tree is trusted")
 def test_dvd_with_unsigned_repodata_is_covered_by_its_signed_checksum(sample_repo, tmp_path):
-    iso = minirepo.make_dvd(sample_repo, tmp_path / "dvd", [sample_repo.rpm("setup")])
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    iso = minirepo.make_dvd(sample_repo, tmp_path / "dvd", [sample_repo.rpm(LONE)])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"iso:{iso.parent}")
     assert proc.returncode == 0, proc.stderr
     assert "CHECKSUM signature OK" in proc.stderr
@@ -123,7 +125,7 @@ def test_dvd_with_a_bad_repomd_signature_is_refused(sample_repo, tmp_path):
     iso_dir = tmp_path / "dvd"
     (iso_dir / "tree" / "BaseOS" / "repodata").mkdir(parents=True)
     # A signature that IS there is checked, covered or not: here one by the other key.
-    iso = minirepo.make_dvd(sample_repo, iso_dir, [sample_repo.rpm("setup")], checksum=False)
+    iso = minirepo.make_dvd(sample_repo, iso_dir, [sample_repo.rpm(LONE)], checksum=False)
     with minirepo.gpg_home(sample_repo, other=True) as env:
         subprocess.run(["gpg", "--batch", "--yes", "--armor", "--detach-sign", "-o",
                         iso_dir / "tree/BaseOS/repodata/repomd.xml.asc", iso_dir / "tree/BaseOS/repodata/repomd.xml"],
@@ -134,7 +136,7 @@ def test_dvd_with_a_bad_repomd_signature_is_refused(sample_repo, tmp_path):
     with minirepo.gpg_home(sample_repo) as env:
         subprocess.run(["gpg", "--batch", "--yes", "--clearsign", write_checksum(iso)], env=env, check=True,
                        capture_output=True)
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", f"iso:{iso.parent}")
     assert_clean_failure(proc, "BaseOS repomd.xml")
 
@@ -145,8 +147,8 @@ def test_dvd_with_a_bad_repomd_signature_is_refused(sample_repo, tmp_path):
              consequence="anyone handing over an ISO or a directory decides what gets installed")
 @pytest.mark.parametrize("how", ["iso-without-checksum", "unpacked-dvd"])
 def test_unsigned_repodata_without_a_signed_checksum_is_refused(sample_repo, tmp_path, how):
-    iso = minirepo.make_dvd(sample_repo, tmp_path / "dvd", [sample_repo.rpm("setup")], checksum=False)
-    profile = minirepo.make_profile(sample_repo, tmp_path / "p", ["setup"])
+    iso = minirepo.make_dvd(sample_repo, tmp_path / "dvd", [sample_repo.rpm(LONE)], checksum=False)
+    profile = minirepo.make_profile(sample_repo, tmp_path / "p", [LONE])
     source = f"iso:{iso}" if how == "iso-without-checksum" else f"dir:{tmp_path / 'dvd' / 'tree'}"
     proc = run_leviso("download", *dirs(tmp_path, profile), "--source", source)
     assert_clean_failure(proc, "BaseOS repomd.xml is not signed",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -103,6 +105,22 @@ def test_firstboot_defaults_refuse_bad_names(tmp_path):
 
 def test_preset_lines_for_instances():
     from levitate.leviso.staging import preset_text
-    text = preset_text(["sshd.service", "getty@tty2.service"], ["systemd-pstore.service"])
-    assert text.splitlines()[1:] == ["enable getty@.service tty2", "enable sshd.service",
+    text = preset_text(["sshd.service", "getty@tty2.service"], ["systemd-pstore.service"], "multi-user.target")
+    assert text.splitlines()[1:] == ["enable multi-user.target", "enable getty@.service tty2", "enable sshd.service",
                                      "disable systemd-pstore.service"]
+
+
+def test_firstboot_defaults_replace_links_to_nothing_and_keep_real_settings(tmp_path):
+    """Debian's systemd ships /etc/vconsole.conf -> default/keyboard; without that file firstboot
+    sees no keymap and asks. An absolute link is followed inside the tree, never on the host."""
+    from levitate.leviso.staging import firstboot_defaults
+    (tmp_path / "etc/default").mkdir(parents=True)
+    (tmp_path / "usr/share/zoneinfo").mkdir(parents=True)
+    (tmp_path / "usr/share/zoneinfo/UTC").write_text("TZif")
+    os.symlink("default/keyboard", tmp_path / "etc/vconsole.conf")           # dangling
+    os.symlink("/etc/default/locale", tmp_path / "etc/locale.conf")          # absolute: inside the tree
+    (tmp_path / "etc/default/locale").write_text("LANG=de_DE.UTF-8\n")
+    firstboot_defaults(tmp_path, "UTC", "C.UTF-8", "us")
+    assert not (tmp_path / "etc/vconsole.conf").is_symlink()
+    assert (tmp_path / "etc/vconsole.conf").read_text() == "KEYMAP=us\n"
+    assert os.readlink(tmp_path / "etc/locale.conf") == "/etc/default/locale"   # a real setting stays

@@ -29,13 +29,13 @@ import hashlib
 import io
 import logging
 import lzma
-import os
 import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from levitate.util.errors import LevitateError
+from levitate.util.files import in_tree
 
 log = logging.getLogger("levitate")
 
@@ -47,20 +47,10 @@ _AMD_NAME = re.compile(r"microcode_amd(_fam[0-9a-f]{2}h)?\.bin(\.xz)?")
 
 
 def _inside(root: Path, path: Path) -> Path | None:
-    """The regular file `path` names, following its links as inside a chroot at `root`
-    (update_ucode writes absolute ones into /usr/share); None when that leaves the tree."""
-    root = root.resolve()
-    for _ in range(40):
-        if not path.is_symlink():
-            break
-        target = os.readlink(path)
-        path = root / target.lstrip("/") if target.startswith("/") else path.parent / target
-    try:
-        real = path.resolve(strict=True)
-        real.relative_to(root)
-    except (OSError, ValueError, RuntimeError):
-        return None
-    return real if stat.S_ISREG(real.stat().st_mode) else None
+    """The regular file `path` names inside the tree (update_ucode writes absolute links into
+    /usr/share); None when that leaves the tree."""
+    real = in_tree(root, path)
+    return real if real is not None and stat.S_ISREG(real.stat().st_mode) else None
 
 
 def _files(root: Path, directory: str, pattern: re.Pattern) -> dict[str, Path]:

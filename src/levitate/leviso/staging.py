@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..util.errors import LevitateError
+from ..util.files import in_tree
 from ..util.run import run
 from .chroot import in_chroot, tree_has
 from .profile import Profile
@@ -114,7 +115,7 @@ def apply_base_settings(root: Path, profile: Profile) -> None:
         enable.append("systemd-networkd.service")
     elif system.network != "NetworkManager":
         raise LevitateError(f"unknown [system] network '{system.network}'", "use NetworkManager or systemd-networkd")
-    write(root, PRESET_FILE, preset_text(enable, system.disable))
+    write(root, PRESET_FILE, preset_text(enable, system.disable, system.default_target))
     _units(root, enable, system.disable, system.default_target)
 
 
@@ -137,7 +138,11 @@ def firstboot_defaults(root: Path, timezone: str, locale: str, keymap: str) -> N
                                 "use a zone name from tzdata, e.g. UTC or Europe/Berlin")
         os.symlink(f"../usr/share/zoneinfo/{zone}", root / "etc/localtime")
     for path, line in files:
-        if not os.path.lexists(root / path.lstrip("/")):
+        at = root / path.lstrip("/")
+        if in_tree(root, at) is None:
+            if os.path.lexists(at):        # a dangling link counts as missing for firstboot too
+                log.info("    %s is a link to nothing in the tree: replaced with %s", path, line)
+                os.unlink(at)
             write(root, path, line + "\n")
 
 
@@ -174,10 +179,14 @@ def mask_dracut(root: Path) -> None:
             os.symlink("/dev/null", mask)
 
 
-def preset_text(enable, disable) -> str:
+def preset_text(enable, disable, default_target: str) -> str:
     """The profile's choices as presets, so that the preset-all of a first boot (Rocky's systemd is
-    built with first-boot-full-preset) keeps them instead of undoing them."""
-    lines = ["# LevitateOS: the profile's [system] enable/disable, ahead of the distribution's presets."]
+    built with first-boot-full-preset) keeps them instead of undoing them. The default target is
+    "enabled" too: preset-all removes /etc/systemd/system/default.target when the target it
+    points at is disabled by the presets (systemd issue #31236, still so in 257), and Rocky's
+    99-default-disable.preset disables everything not named."""
+    lines = ["# LevitateOS: the profile's [system] enable/disable, ahead of the distribution's presets.",
+             f"enable {default_target}"]
     for unit in sorted(set(enable)):
         template, _, instance = unit.partition("@")
         if instance and not instance.startswith("."):        # foo@bar.service: enable foo@.service bar
