@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from levitate.leviso.initramfs import InitramfsSpec, build_initramfs  # noqa: E402
+from levitate.leviso.microcode import Cpu  # noqa: E402
 from levitate.leviso.profile import InitramfsSettings  # noqa: E402
 
 
@@ -99,11 +100,14 @@ def main() -> None:
                              required_modules=settings.required_modules)
         out = tmp / "out"
         out.mkdir()
+        host = Cpu.from_cpuinfo(Path("/proc/cpuinfo").read_text())     # recboot's default: this CPU's update
 
         builders = {
             "leviso": lambda: build_initramfs(rootfs, spec, out / "leviso.img"),
             "leviso (gzip)": lambda: build_initramfs(rootfs, dataclasses.replace(spec, compression="gzip"),
                                                      out / "leviso (gzip).img"),
+            "leviso host-only ucode": lambda: build_initramfs(rootfs, dataclasses.replace(spec, microcode_for=host),
+                                                              out / "leviso host-only ucode.img"),
             "dracut --no-hostonly": lambda: subprocess.run(
                 ["dracut", "--no-hostonly", "--force", "--quiet", "--kver", kver, out / "dracut --no-hostonly.img"],
                 check=True, capture_output=True),
@@ -125,6 +129,12 @@ def main() -> None:
             sizes[name] = image.stat().st_size
             fmt = subprocess.run(["file", "-b", image], capture_output=True, text=True).stdout.split()[0]
             print(f"  {name:22} {sizes[name] / 2**20:7.2f} MiB {fmt:>8} {statistics.median(times[name]):9.2f} s")
+        for name in ("leviso", "leviso host-only ucode"):
+            info = build_initramfs(rootfs, spec if name == "leviso" else dataclasses.replace(spec, microcode_for=host),
+                                   out / "again.img")
+            print(f"  {name}: {info.early_size / 2**20:.2f} MiB uncompressed early microcode "
+                  f"({', '.join(f'{k} {v / 2**20:.2f} MiB' for k, v in info.microcode.items()) or 'none'}) "
+                  f"+ {(info.size - info.early_size) / 2**20:.2f} MiB {info.compression}")
         ours, ours_t = sizes["leviso"], statistics.median(times["leviso"])
         for peer in ("dracut --no-hostonly", "mkinitramfs"):
             peer_t = statistics.median(times[peer])

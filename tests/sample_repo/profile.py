@@ -72,7 +72,13 @@ modules = ["ahci", "sr_mod", "sd_mod", "nvme", "virtio_pci", "virtio_blk", "virt
 required_modules = ["isofs", "loop", "overlay", "erofs"]
 
 [boot]
-cmdline = "console=tty0 console=ttyS0,115200"
+# max_loop=0: no loop device exists before one is asked for, as with RHEL kernels
+# (BLK_DEV_LOOP_MIN_COUNT=0; Debian's pre-creates 8): /init must go through /dev/loop-control.
+# systemd.condition_first_boot=1: every live boot is a first boot, so systemd-firstboot (enabled,
+# as on EL10) and the first-boot presets really run in the VM tests. The image's machine-id is
+# empty, which systemd does not count as a first boot (machine-id(5)); one that is missing or says
+# "uninitialized", as after a user "generalizes" an image, does: nothing may then wait either.
+cmdline = "console=tty0 console=ttyS0,115200 max_loop=0 systemd.condition_first_boot=1"
 timeout = 1
 """
 

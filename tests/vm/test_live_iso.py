@@ -251,8 +251,12 @@ def test_leviso_test_passes(sample_iso, tmp_path, args, medium_name, firmware_de
     assert report["passed"] is True and report["error"] is None and report["medium"] == medium_name
     assert {c["name"] for c in report["checks"]} == {
         "boot reaches the live shell", "PID 1 is systemd", "/ is an overlay over the EROFS base image",
-        "the boot medium is mounted at /run/levitate/media", "systemd reached a running system"}
+        "the boot medium is mounted at /run/levitate/media", "systemd reached a running system",
+        "systemd-firstboot asked nothing"}
     assert all(c["passed"] for c in report["checks"]), report["checks"]
+    # the sample enables systemd-firstboot as EL10 does: it really ran on this first boot
+    [firstboot] = [c for c in report["checks"] if c["name"] == "systemd-firstboot asked nothing"]
+    assert firstboot["detail"] == "ran on this first boot, result success", firstboot
     passed = [line for line in lines if line.startswith("PASS  ")]
     assert len(passed) == len(report["checks"]) and all(
         line.startswith(f"PASS  {c['name']}") for line, c in zip(passed, report["checks"])), proc.stdout

@@ -45,9 +45,6 @@ HandleLidSwitchDocked=ignore
 # the distribution's policy, hence /usr/lib; an administrator's /etc file of the same name replaces it.
 PRESET_FILE = "/usr/lib/systemd/system-preset/05-levitateos.preset"
 
-# systemd-firstboot.service (enabled on EL10, ConditionFirstBoot=yes: empty machine-id) prompts on
-# the console for each of these that is missing and waits for an answer.
-FIRSTBOOT_FILES = ("/etc/localtime", "/etc/locale.conf", "/etc/vconsole.conf")
 _NAME = re.compile(r"[A-Za-z0-9_+.@-]+(/[A-Za-z0-9_+.@-]+)*")
 # systemd's PASSWORD_UNPROVISIONED: sysusers (v254+) gives a root it creates this password, and
 # firstboot's should_configure() then treats root as not configured and asks for a password.
@@ -103,7 +100,10 @@ def apply_base_settings(root: Path, profile: Profile) -> None:
     machine_id = root / "etc/machine-id"
     if machine_id.exists() or machine_id.is_symlink():
         machine_id.unlink()
-    machine_id.touch()                     # empty: systemd sets it on first boot
+    # Empty: systemd makes an ID at boot and commits it once / is writable, without first-boot
+    # semantics (machine-id(5): only a missing file or "uninitialized" is a first boot). The
+    # firstboot defaults and the preset file below are for when a boot is a first boot anyway.
+    machine_id.touch()
     os.chmod(machine_id, 0o444)
     write(root, "/etc/systemd/logind.conf.d/10-levitate-lid.conf", LOGIND)
     firstboot_defaults(root, system.timezone, system.locale, system.keymap)
@@ -127,7 +127,9 @@ def _checked_name(value: str, setting: str, example: str) -> str:
 
 def firstboot_defaults(root: Path, timezone: str, locale: str, keymap: str) -> None:
     """The time zone, locale and console keymap unless the tree has them, so systemd-firstboot finds
-    nothing to ask (the link is the one timedatectl writes)."""
+    nothing to ask (the link is the one timedatectl writes). It is enabled on EL10 and, on a first
+    boot (machine-id missing or "uninitialized"), prompts on the console for each missing one and
+    waits for an answer."""
     zone = _checked_name(timezone, "timezone", "UTC or Europe/Berlin")
     files = (("/etc/locale.conf", f"LANG={_checked_name(locale, 'locale', 'C.UTF-8')}"),
              ("/etc/vconsole.conf", f"KEYMAP={_checked_name(keymap, 'keymap', 'us or de')}"))

@@ -230,6 +230,24 @@ def _check_pid1(vm: VM) -> Check:
     return Check("PID 1 is systemd", comm == "systemd", f"comm {comm or '?'}, exe {exe}")
 
 
+def parse_unit_properties(text: str) -> dict[str, str]:
+    return dict(line.strip().split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def _check_firstboot(vm: VM) -> Check:
+    """EL10 enables systemd-firstboot; on a first boot (empty machine-id) it prompts on the console
+    for whatever the image leaves unset. Reaching the shell shows it did not wait; this says whether
+    it ran at all, so a pass is not merely a boot where it never started."""
+    out, _ = vm.run("systemctl show -p LoadState -p ConditionResult -p Result systemd-firstboot.service")
+    props = parse_unit_properties(out)
+    name = "systemd-firstboot asked nothing"
+    if props.get("LoadState") != "loaded":
+        return Check(name, True, "not installed")
+    if props.get("ConditionResult") != "yes":
+        return Check(name, True, "not a first boot: it did not run")
+    return Check(name, props.get("Result") == "success", f"ran on this first boot, result {props.get('Result')}")
+
+
 def _check_system_running(vm: VM, wait: int) -> Check:
     out, _ = vm.run(f"timeout {wait} systemctl is-system-running --wait", timeout=wait + 30)
     state = parse_system_state(out)
@@ -302,6 +320,8 @@ def run_live_test(iso: Path, *, log_path: Path, timeout: float = 300, as_disk: b
             checks.append(check_medium(mounts, listing))
             say(checks[-1].line())
             checks.append(_check_system_running(vm, system_wait))
+            say(checks[-1].line())
+            checks.append(_check_firstboot(vm))
             say(checks[-1].line())
             _collect_metrics(vm, report)
         except VmError as e:
