@@ -183,9 +183,9 @@ def _tree(top: Path) -> dict[str, str]:
                       "read the back-ends links)",
              cheats=["write config only", "copy the links from a list instead of the policy directory"],
              consequence="sshd and TLS clients start without the system crypto policy, or not at all")
-def test_crypto_policy_matches_the_real_scriptlet(traits, tmp_path):
+def test_crypto_policy_matches_the_real_scriptlet(traits, sample_repo, tmp_path):
     # The truth: rpm itself running the package's Lua %post into an empty root.
-    rpm = next((traits.profile.parent / "mirror").rglob("crypto-policies-*.rpm"))
+    rpm = sample_repo.rpm("crypto-policies")
     truth = tmp_path / "truth"
     subprocess.run(["rpm", "-i", "--root", truth, "--nodeps", "--nosignature", "--nodigest", rpm],
                    check=True, capture_output=True)
