@@ -34,7 +34,7 @@ from .lock import LOCK_NAME, LockError, differences, read_lock
 from .recipe import RecipeError, RecipeInfo, load, validate
 from .registry import Registry
 from .rhai.errors import RhaiError
-from .state import write_state
+from .state import state_source, write_state
 from .transaction import PrefixLock, Transaction
 
 log = logging.getLogger("levitate")
@@ -195,20 +195,24 @@ class Manager:
                              own_files=info.installed_files if info.installed else [],
                              own_config=info.state.get("installed_config") or {},
                              on_step=self.on_step)
-            outcome = tx.commit()
+
+            def new_state(outcome, info=info):
+                # asked for by name: explicit; an upgrade keeps the reason; else a dependency
+                as_dep = False if step.explicit else (info.as_dep if info.installed else True)
+                state = {"installed": True, "installed_version": info.version,
+                         "installed_at": int(time.time()), "installed_files": sorted(outcome.files),
+                         "installed_as_dep": as_dep,
+                         "installed_prefix": str(self.prefix)}
+                if outcome.config or "installed_config" in info.state:
+                    state["installed_config"] = outcome.config
+                if ctx.rpms_installed or "installed_rpms" in info.state:
+                    state["installed_rpms"] = sorted(set(ctx.rpms_installed))
+                return info.path, state_source(info.path, state)
+
+            # files and state are one unit: the state is the commit's last journaled step
+            outcome = tx.commit(new_state)
             for note in outcome.notes:
                 self.out(f"    warning: {note}")
-            # asked for by name: explicit; an upgrade keeps the reason; else a dependency
-            as_dep = False if step.explicit else (info.as_dep if info.installed else True)
-            state = {"installed": True, "installed_version": info.version,
-                     "installed_at": int(time.time()), "installed_files": sorted(outcome.files),
-                     "installed_as_dep": as_dep,
-                     "installed_prefix": str(self.prefix)}
-            if outcome.config or "installed_config" in info.state:
-                state["installed_config"] = outcome.config
-            if ctx.rpms_installed or "installed_rpms" in info.state:
-                state["installed_rpms"] = sorted(set(ctx.rpms_installed))
-            write_state(info.path, state)
             ok = True
             if loaded.has("post_install"):
                 try:

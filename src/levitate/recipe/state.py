@@ -11,6 +11,7 @@ directory, is synced, and renamed over the recipe (its mode kept).
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -51,17 +52,20 @@ def update_source(source: str, values: dict, name: str = "<recipe>") -> str:
     return new[:at] + text + new[at:]
 
 
-def write_state(path: Path, values: dict, *, extra: dict | None = None) -> None:
-    """Set state variables (and `extra` ones such as `version`) in the recipe file, atomically."""
+def state_source(path: Path, values: dict, *, extra: dict | None = None) -> str:
+    """The recipe file's text with state variables (and `extra` ones such as `version`) set."""
     unknown = [k for k in values if k not in STATE_VARS]
     if unknown:
         raise ValueError(f"not state variables: {unknown}")
+    return update_source(_read_source(Path(path)), {**values, **(extra or {})}, str(path))
+
+
+def write_state(path: Path, values: dict, *, extra: dict | None = None) -> None:
+    """Set state variables (and `extra` ones) in the recipe file, atomically."""
     path = Path(path)
-    source = _read_source(path)
-    new = update_source(source, {**values, **(extra or {})}, str(path))
-    if new == source:
-        return
-    write_text_atomic(path, new)
+    new = state_source(path, values, extra=extra)
+    if new != _read_source(path):
+        write_text_atomic(path, new)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -70,8 +74,7 @@ def write_text_atomic(path: Path, text: str) -> None:
         mode = path.stat().st_mode & 0o7777
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise RecipeError(f"cannot write the state of {path}: {e.strerror}",
-                          "the recipes directory must be writable (choose one with --recipes)") from None
+        raise _state_error(path, e) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
@@ -79,6 +82,16 @@ def write_text_atomic(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _state_error(path, e) from None
         raise
+
+
+def _state_error(path: Path, e: OSError) -> RecipeError:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return RecipeError(f"cannot write the state of {path}: no space left on {path.parent}",
+                           "free space on that file system and retry")
+    return RecipeError(f"cannot write the state of {path}: {e.strerror}",
+                       "the recipes directory must be writable (choose one with --recipes)")

@@ -8,6 +8,14 @@ package's previous version) is moved to a backup directory, not deleted. If anyt
 Ctrl-C arrives, the journal is replayed backwards and the prefix is as it was. A journal left by
 a crash is rolled back by the next operation on that prefix (`recover`).
 
+The state written back into the recipe file is the last step of the same unit: the journal
+names the recipe file and the sha256 of its new text before the file is replaced, and is dropped
+only after. Recovery finds either the recipe file with that text (the commit is finished: the
+backups are dropped) or without it (the files are rolled back), so a crash at any point ends in
+the old or the new state. Recovery acts only on paths under the prefix outside recipe's own
+state directory (backups inside it); a journal naming anything else is refused, and a package
+may not install anything into that directory.
+
 Configuration files (under PREFIX/etc) are handled as pacman does with .pacnew/.pacsave: on an
 upgrade, a file the user changed is kept and the new one is set beside it as `NAME.recipenew`;
 on removal, a changed file is kept as `NAME.recipesave`.
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -29,6 +38,7 @@ from pathlib import Path
 
 from ..util.errors import LevitateError
 from .helpers.checksum import file_digest
+from .state import write_text_atomic
 
 STATE_DIR = Path("var/lib/recipe")
 
@@ -93,11 +103,16 @@ def _move(src: Path, dst: Path) -> None:
         if e.errno != errno.EXDEV:
             raise
         tmp = dst.with_name(f".{dst.name}.recipe-tmp")
-        if src.is_symlink():
-            os.symlink(os.readlink(src), tmp)
-        else:
-            shutil.copy2(src, tmp)
-        os.rename(tmp, dst)
+        try:
+            if src.is_symlink():
+                os.symlink(os.readlink(src), tmp)
+            else:
+                shutil.copy2(src, tmp)
+            os.rename(tmp, dst)
+        except BaseException:
+            if os.path.lexists(tmp):             # a half copy must not keep the disk full
+                os.unlink(tmp)
+            raise
         os.unlink(src)
 
 
@@ -114,7 +129,9 @@ class Journal:
 
     def open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", encoding="utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o644)
+        self._file = os.fdopen(fd, "w", encoding="utf-8")
         self.record("begin", str(self.backup))
 
     def record(self, kind: str, *paths: str) -> None:
@@ -162,17 +179,84 @@ def undo(steps: list[list[str]]) -> list[str]:
     return problems
 
 
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def state_written(steps: list[list[str]]) -> bool:
+    """Whether the journal's state step reached the recipe file (the commit is then done)."""
+    for kind, *args in steps:
+        if kind == "state":
+            try:
+                return file_digest(Path(args[0]), "sha256") == args[1]
+            except OSError:
+                return False
+    return False
+
+
+def finish(steps: list[list[str]]) -> None:
+    """Complete a commit whose state was written: drop the backups of what it replaced."""
+    for kind, *args in steps:
+        if kind == "begin":
+            shutil.rmtree(args[0], ignore_errors=True)
+
+
+def foreign_step(prefix: Path, steps: list) -> str | None:
+    """The first step that names anything recipe would not have written for this prefix:
+    targets are under the prefix and outside its state directory, backups are in a backup-N
+    directory of the state directory, the state step names a recipe file (only read)."""
+    prefix, sd = Path(prefix), state_dir(prefix)
+
+    def clean(p) -> bool:
+        return isinstance(p, str) and os.path.isabs(p) and os.path.normpath(p) == p
+
+    def target(p) -> bool:
+        return clean(p) and prefix in Path(p).parents and Path(p) != sd and sd not in Path(p).parents
+
+    def backup(p, top=False) -> bool:
+        rel = Path(p).relative_to(sd).parts if clean(p) and sd in Path(p).parents else ()
+        return bool(rel) and rel[0].startswith("backup-") and rel[0][7:].isdigit() and \
+            (len(rel) == 1) == top
+
+    shapes = {"begin": lambda a: len(a) == 1 and backup(a[0], top=True),
+              "mkdir": lambda a: len(a) == 1 and target(a[0]),
+              "place": lambda a: len(a) == 1 and target(a[0]),
+              "backup": lambda a: len(a) == 2 and target(a[0]) and backup(a[1]),
+              "rename": lambda a: len(a) == 2 and target(a[0]) and target(a[1]),
+              "state": lambda a: len(a) == 2 and clean(a[0]) and a[0].endswith(".rhai")
+              and isinstance(a[1], str) and len(a[1]) == 64}
+    for step in steps:
+        if not (isinstance(step, list) and step and step[0] in shapes and shapes[step[0]](step[1:])):
+            return json.dumps(step)
+    return None
+
+
 def recover(prefix: Path) -> bool:
-    """Roll back a commit a crash left half done (its journal is still there)."""
+    """Finish or roll back a commit a crash left half done (its journal is still there)."""
     path = state_dir(prefix) / "journal"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return False
     steps = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            steps.append(json.loads(line))
-        except ValueError:
-            break                                    # the step being written when it stopped
+    try:
+        if path.is_symlink() or not path.is_file():
+            raise ValueError
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                steps.append(json.loads(line))
+            except ValueError:
+                break                                # the step being written when it stopped
+    except (OSError, ValueError):
+        steps = [None]
+    bad = foreign_step(prefix, steps)
+    if bad is not None:
+        raise LevitateError(f"the journal {path} names {bad}, which recipe does not write for "
+                            f"{prefix}: not written by recipe, nothing was done",
+                            "inspect it; remove the file if it is not from an interrupted "
+                            "recipe operation on this prefix") from None
+    if state_written(steps):
+        finish(steps)
+        path.unlink()
+        return True
     problems = undo(steps)
     if problems:
         raise LevitateError(f"could not roll back an interrupted operation on {prefix}: "
@@ -227,9 +311,16 @@ class Transaction:
                     "a recipe installs under PREFIX only (configure --prefix=$PREFIX)")
         if not root.is_dir():
             return dirs, files
+        sd = state_dir(self.prefix)
         for p in self._walk(root):
             target = self.prefix / p.relative_to(root)
-            if p.is_dir() and not p.is_symlink():
+            is_dir = p.is_dir() and not p.is_symlink()
+            if sd in target.parents or (target == sd and not is_dir):
+                raise LevitateError(
+                    f"{self.name} installs {target}, inside recipe's own state directory {sd}",
+                    "a package may not ship recipe's journal, lock or backups; nothing was "
+                    "changed")
+            if is_dir:
                 dirs.append(target)
             else:
                 files.append(target)
@@ -279,14 +370,15 @@ class Transaction:
         if self.on_step is not None:
             self.on_step(self._count)
 
-    def commit(self) -> Outcome:
+    def commit(self, state: Callable[[Outcome], tuple[Path, str]] | None = None) -> Outcome:
         """Move the staged tree into the prefix and retire this recipe's files the new version
-        no longer has. All or nothing."""
+        no longer has; then `state(outcome)` gives the recipe file and its new text, written as
+        the last step. All or nothing."""
         dirs, files = self.check()
         out = Outcome()
         journal = Journal(self.prefix)
-        journal.open()
         try:
+            journal.open()
             for d in dirs:
                 if not d.is_dir():
                     self._step()
@@ -298,11 +390,25 @@ class Transaction:
             for old in sorted(self.own_files - new, reverse=True):
                 self._retire(journal, Path(old), out)
             self._step()
+            self._write_state(journal, state, out)
         except BaseException as e:
+            if state_written(journal.steps):      # the new state is on disk: the commit is done
+                journal.close()
+                raise
             self._rollback(journal, e, "install")
         journal.close()
         prune(self.prefix, [Path(p) for p in self.own_files - set(out.files)])
         return out
+
+    def _write_state(self, journal: Journal, state, out: Outcome) -> None:
+        """The state step: recorded with the digest of the new text, then written."""
+        if state is None:
+            return
+        path, text = state(out)
+        journal.record("state", str(path), _text_digest(text))
+        self._step()
+        write_text_atomic(Path(path), text)
+        self._step()
 
     def _rollback(self, journal: Journal, exc: BaseException, what: str):
         """Undo the journal, then re-raise (an OSError as a one-line error)."""
@@ -311,6 +417,10 @@ class Transaction:
             raise LevitateError(f"rollback of {self.name} incomplete: {problems[0]}",
                                 f"the journal is kept in {journal.path}") from None
         journal.close()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise LevitateError(f"{self.name}: no space left on {self.prefix}; everything was "
+                                "rolled back", f"free space there (df {self.prefix}) and "
+                                "retry") from None
         if isinstance(exc, OSError):
             where = f" {exc.filename}" if exc.filename else ""
             raise LevitateError(f"{self.name}: cannot {what}{where}: {exc.strerror or exc}; "
@@ -375,8 +485,8 @@ class Transaction:
         nothing."""
         out = Outcome()
         journal = Journal(self.prefix)
-        journal.open()
         try:
+            journal.open()
             for f in sorted(self.own_files, reverse=True):
                 self._retire(journal, Path(f), out)
             self._step()
