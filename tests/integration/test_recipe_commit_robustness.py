@@ -173,9 +173,11 @@ def test_sigkill_at_every_step_of_an_upgrade(world):
             break
         assert code == 9
         sub.add("one", "1.0")
+        with (sub.recipes / "multi.rhai").open("a") as f:    # an edit of other lines meanwhile
+            f.write("// edited\n")
         sub.ok("install", "one")                        # recovers first
         installed, version = _state(sub)
-        assert installed
+        assert installed and not list((sub.prefix / "var/lib/recipe").glob("backup-*"))
         want = {"1.0": V1, "2.0": V2}[version]
         assert sub.files() - {"bin/one"} == set(want), (n, version)
         for rel, (content, _mode) in want.items():

@@ -9,10 +9,11 @@ Ctrl-C arrives, the journal is replayed backwards and the prefix is as it was. A
 a crash is rolled back by the next operation on that prefix (`recover`).
 
 The state written back into the recipe file is the last step of the same unit: the journal
-names the recipe file and the sha256 of its new text before the file is replaced, and is dropped
-only after. Recovery finds either the recipe file with that text (the commit is finished: the
-backups are dropped) or without it (the files are rolled back), so a crash at any point ends in
-the old or the new state. Recovery acts only on paths under the prefix outside recipe's own
+names the recipe file and a digest of its new state variables before the file is replaced, and
+is dropped only after. Recovery finds either the recipe file with that state (the commit is
+finished: the backups are dropped) or without it (the files are rolled back), so a crash at any
+point ends in the old or the new state. The digest covers the state variables only, so an edit
+of other lines in between (`recipe update`) does not change the outcome. Recovery acts only on paths under the prefix outside recipe's own
 state directory (backups inside it); a journal naming anything else is refused, and a package
 may not install anything into that directory.
 
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from ..util.errors import LevitateError
 from .helpers.checksum import file_digest
+from .recipe import read_info
 from .state import write_text_atomic
 
 STATE_DIR = Path("var/lib/recipe")
@@ -179,8 +181,10 @@ def undo(steps: list[list[str]]) -> list[str]:
     return problems
 
 
-def _text_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def state_digest(path: Path, source: str | None = None) -> str:
+    """sha256 of a recipe's state variables (from `source`, or the file as it is now)."""
+    state = read_info(path, source).state
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
 def state_written(steps: list[list[str]]) -> bool:
@@ -188,8 +192,8 @@ def state_written(steps: list[list[str]]) -> bool:
     for kind, *args in steps:
         if kind == "state":
             try:
-                return file_digest(Path(args[0]), "sha256") == args[1]
-            except OSError:
+                return state_digest(Path(args[0])) == args[1]
+            except LevitateError:
                 return False
     return False
 
@@ -405,7 +409,7 @@ class Transaction:
         if state is None:
             return
         path, text = state(out)
-        journal.record("state", str(path), _text_digest(text))
+        journal.record("state", str(path), state_digest(Path(path), text))
         self._step()
         write_text_atomic(Path(path), text)
         self._step()
