@@ -115,7 +115,7 @@ def test_a_package_that_ships_the_journal_is_refused(world):
              consequence="a forged or foreign journal deletes or moves files anywhere")
 @pytest.mark.parametrize("step", [["place", "{victim}"], ["place", "{prefix}/../victim"],
                                   ["backup", "{prefix}/x", "{victim}"],
-                                  ["begin", "{prefix}/var"], ["rm", "{prefix}/x"]])
+                                  ["begin", "{prefix}/var"], ["rm", "{prefix}/x"], [["place"]]])
 def test_recovery_refuses_a_journal_that_names_anything_else(world, step):
     victim = world.root / "victim"
     victim.write_text("precious\n")
@@ -123,7 +123,8 @@ def test_recovery_refuses_a_journal_that_names_anything_else(world, step):
     journal = world.prefix / "var/lib/recipe/journal"
     journal.parent.mkdir(parents=True)
     lines = [["begin", str(journal.parent / "backup-1")],
-             [p.format(victim=victim, prefix=world.prefix) for p in step]]
+             [p.format(victim=victim, prefix=world.prefix) if isinstance(p, str) else p
+              for p in step]]
     journal.write_text("".join(json.dumps(s) + "\n" for s in lines))
     proc = world.run("install", "one")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

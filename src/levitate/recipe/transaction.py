@@ -13,9 +13,9 @@ names the recipe file and a digest of its new state variables before the file is
 is dropped only after. Recovery finds either the recipe file with that state (the commit is
 finished: the backups are dropped) or without it (the files are rolled back), so a crash at any
 point ends in the old or the new state. The digest covers the state variables only, so an edit
-of other lines in between (`recipe update`) does not change the outcome. Recovery acts only on paths under the prefix outside recipe's own
-state directory (backups inside it); a journal naming anything else is refused, and a package
-may not install anything into that directory.
+of other lines in between (`recipe update`) does not change the outcome. Recovery acts only on
+paths under the prefix outside recipe's own state directory (backups inside it); a journal
+naming anything else is refused, and a package may not install anything into that directory.
 
 Configuration files (under PREFIX/etc) are handled as pacman does with .pacnew/.pacsave: on an
 upgrade, a file the user changed is kept and the new one is set beside it as `NAME.recipenew`;
@@ -215,7 +215,7 @@ def foreign_step(prefix: Path, steps: list) -> str | None:
         return isinstance(p, str) and os.path.isabs(p) and os.path.normpath(p) == p
 
     def target(p) -> bool:
-        return clean(p) and prefix in Path(p).parents and Path(p) != sd and sd not in Path(p).parents
+        return clean(p) and prefix in Path(p).parents and sd not in (Path(p), *Path(p).parents)
 
     def backup(p, top=False) -> bool:
         rel = Path(p).relative_to(sd).parts if clean(p) and sd in Path(p).parents else ()
@@ -230,7 +230,8 @@ def foreign_step(prefix: Path, steps: list) -> str | None:
               "state": lambda a: len(a) == 2 and clean(a[0]) and a[0].endswith(".rhai")
               and isinstance(a[1], str) and len(a[1]) == 64}
     for step in steps:
-        if not (isinstance(step, list) and step and step[0] in shapes and shapes[step[0]](step[1:])):
+        if not (isinstance(step, list) and step and isinstance(step[0], str) and step[0] in shapes
+                and shapes[step[0]](step[1:])):
             return json.dumps(step)
     return None
 
