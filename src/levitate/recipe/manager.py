@@ -17,6 +17,7 @@ mode (helpers/dry.py) in a temporary directory, without the lock: what each woul
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -29,13 +30,14 @@ from pathlib import Path
 
 from ..util.errors import LevitateError
 from . import graph
+from .entrylock import EntryLock
 from .helpers import Context, DryRun, make_engine
 from .lock import LOCK_NAME, LockError, differences, read_lock
-from .recipe import RecipeError, RecipeInfo, load, validate
+from .recipe import RecipeError, RecipeInfo, load, read_info, validate
 from .registry import Registry
 from .rhai.errors import RhaiError
 from .state import state_source, write_state
-from .transaction import PrefixLock, Transaction
+from .transaction import PrefixLock, Transaction, state_dir
 
 log = logging.getLogger("levitate")
 
@@ -91,6 +93,32 @@ class Manager:
                 out.update(str(x) for x in r.state.get("installed_rpms") or [])
         return out
 
+    def _own_files(self, info: RecipeInfo) -> list[str]:
+        """The recorded files of `info` that an upgrade or removal may replace or delete. The
+        state lives in a file users edit and recipes are shared, so a path is skipped, with a
+        warning, unless it is absolute, normalised and under the recorded prefix once its
+        directory's symlinks are resolved (and not in recipe's own state directory); a
+        packaged file the user has since replaced by a real directory is theirs now: kept."""
+        prefix = Path(info.prefix or self.prefix)
+        real_prefix = os.path.realpath(prefix)
+        keep_out = os.path.realpath(state_dir(prefix))
+        out = []
+        for f in info.installed_files:
+            parent = os.path.realpath(os.path.dirname(f)) if os.path.isabs(f) else ""
+            inside = os.path.isabs(f) and os.path.normpath(f) == f and \
+                Path(f).is_relative_to(prefix) and Path(f) != prefix and \
+                Path(parent).is_relative_to(real_prefix) and \
+                not Path(parent, os.path.basename(f)).is_relative_to(keep_out)
+            if not inside:
+                self.out(f"    warning: not removing {f}: not a path under the prefix {prefix} "
+                         f"(the state of {info.path} names it)")
+            elif os.path.isdir(f) and not os.path.islink(f):
+                self.out(f"    warning: {f} is no longer the file {info.name} installed (it is "
+                         "a directory): kept")
+            else:
+                out.append(f)
+        return out
+
     # -- install -------------------------------------------------------------------------------
     def plan(self, names: list[str], *, no_deps: bool = False, locked: bool = False,
              reinstall: bool = False) -> list[graph.Step]:
@@ -131,9 +159,33 @@ class Manager:
     def run_steps(self, steps: list[graph.Step]) -> list[graph.Step]:
         with PrefixLock(self.prefix):
             for step in steps:
-                self.install_one(step)
+                with self._busy(step.info) as info:
+                    self.install_one(graph.Step(info, step.explicit, step.upgrade))
                 self.registry.reload()
         return steps
+
+    @contextlib.contextmanager
+    def _busy(self, info: RecipeInfo, *, entry: bool = True):
+        """Hold the recipe file (unless `entry` is false) and its build directory against other
+        recipe operations, whatever their prefix (entrylock.py); yields the recipe's state as
+        read once the lock is held, its recorded prefix checked again (the plan was made
+        before)."""
+        stack = contextlib.ExitStack()
+        with stack:
+            if entry:
+                stack.enter_context(EntryLock(info.path.with_name(f".{info.path.name}.lock"),
+                                              f"recipe {info.name} ({info.path})"))
+                info = read_info(info.path)
+                self._check_prefix(info)
+            try:
+                self.build_root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise LevitateError(f"cannot prepare the build directory {self.build_root}: "
+                                    f"{e.strerror}", "choose a writable one with --build-dir") from None
+            build = self.build_root / f"{info.name}-{info.version}"
+            stack.enter_context(EntryLock(build.with_name(build.name + ".lock"),
+                                          f"the build directory {build}"))
+            yield info
 
     def _context(self, info: RecipeInfo, *, root: Path | None = None, dry: DryRun | None = None,
                  provided: Callable[[], set[str]] | None = None) -> Context:
@@ -192,7 +244,7 @@ class Manager:
             ctx.staged(self.prefix / "share" / "info" / "dir").unlink(missing_ok=True)
             tx = Transaction(self.prefix, ctx.stage, name=info.name,
                              owners=self.owners(exclude=info.name),
-                             own_files=info.installed_files if info.installed else [],
+                             own_files=self._own_files(info) if info.installed else [],
                              own_config=info.state.get("installed_config") or {},
                              on_step=self.on_step)
 
@@ -273,12 +325,17 @@ class Manager:
         order = graph.removal_order(names, recipes)
         with PrefixLock(self.prefix):
             for n in order:
-                self.remove_one(self.recipes()[n])
+                with self._busy(self.recipes()[n]) as info:
+                    if not info.installed:
+                        raise RecipeError(f"{n} is not installed (any more)",
+                                          "another recipe operation removed it meanwhile")
+                    self.remove_one(info)
                 self.registry.reload()
         return order
 
     def remove_one(self, info: RecipeInfo) -> None:
-        self.out(f"==> removing {info.name} {info.installed_version}")
+        self.out(f"==> removing {info.name}"
+                 + (f" {info.installed_version}" if info.installed_version else ""))
         ctx = self._context(info)
         try:
             try:
@@ -291,7 +348,7 @@ class Manager:
             for fn in hooks:
                 self._call(loaded, info.name, fn)
             tx = Transaction(self.prefix, ctx.stage, name=info.name, owners={},
-                             own_files=info.installed_files,
+                             own_files=self._own_files(info),
                              own_config=info.state.get("installed_config") or {},
                              on_step=self.on_step)
             outcome = tx.remove()
@@ -321,12 +378,9 @@ class Manager:
         targets = [self.registry.get(n) for n in names] if names else list(self.recipes().values())
         changed = {}
         for info in targets:
-            ctx = self._context(info)
             try:
-                loaded = load(info.path, make_engine(ctx, module_root=str(info.path.parent)))
-                if not loaded.has("check_update"):
-                    continue
-                new = self._call(loaded, info.name, "check_update")
+                with self._busy(info, entry=False):
+                    new, loaded = self._check_update(info)
             except (LevitateError, RhaiError) as e:
                 if names:                                   # asked for by name: an error
                     raise
@@ -334,9 +388,6 @@ class Manager:
                 self.out(f"warning: {info.name}: cannot check for updates: "
                          f"{e.headline() if isinstance(e, RhaiError) else e.message}")
                 continue
-            finally:
-                shutil.rmtree(ctx.build_dir, ignore_errors=True)
-                shutil.rmtree(ctx.stage, ignore_errors=True)
             if isinstance(new, str) and new and compare(new, info.version) > 0:
                 write_state(info.path, {}, extra={"version": new} if loaded.info.shape == "vars"
                             else {"pkg": {**loaded.scope["pkg"], "version": new}})
@@ -344,6 +395,18 @@ class Manager:
                 self.out(f"{info.name}: {info.version} -> {new}")
         self.registry.reload()
         return changed
+
+    def _check_update(self, info: RecipeInfo):
+        """(what check_update() returns or None, the loaded recipe)."""
+        ctx = self._context(info)
+        try:
+            loaded = load(info.path, make_engine(ctx, module_root=str(info.path.parent)))
+            if not loaded.has("check_update"):
+                return None, loaded
+            return self._call(loaded, info.name, "check_update"), loaded
+        finally:
+            shutil.rmtree(ctx.build_dir, ignore_errors=True)
+            shutil.rmtree(ctx.stage, ignore_errors=True)
 
     def upgradable(self, names: list[str] | None = None) -> list[str]:
         from .version import compare
@@ -357,8 +420,9 @@ class Manager:
             if not self.registry.get(n).installed:
                 raise RecipeError(f"{n} is not installed", f"install it: recipe install {n}")
         todo = self.upgradable(names)
-        # an upgrade does not change why a package is installed
-        return [graph.Step(s.info, False, s.upgrade) for s in self.plan(todo)] if todo else []
+        # an upgrade does not change why a package is installed: explicit stays explicit
+        return [graph.Step(s.info, s.upgrade and not s.info.as_dep, s.upgrade)
+                for s in self.plan(todo)] if todo else []
 
     def upgrade(self, names: list[str] | None = None) -> list[graph.Step]:
         steps = self.upgrade_plan(names)

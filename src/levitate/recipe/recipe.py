@@ -168,8 +168,35 @@ def info_from_values(path: Path, values: dict) -> RecipeInfo:
         except VersionError as e:
             raise RecipeError(f"{path}: {e.message}", e.hint) from None
     state = {k: values[k] for k in STATE_VARS if k in values}
+    _check_state(path, state)
     return RecipeInfo(path, str(name), str(version), "" if desc is None else str(desc), deps, state,
                       shape)
+
+
+_STRS = "an array of strings"
+_STATE_TYPES = {   # variable -> (what it must be, test); () (None) is always accepted
+    "installed": ("true or false", lambda v: isinstance(v, bool)),
+    "installed_version": ("a string", lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool)),
+    "installed_at": ("a number (seconds since 1970)", lambda v: type(v) is int),
+    "installed_files": (_STRS, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "installed_as_dep": ("true or false", lambda v: isinstance(v, bool)),
+    "installed_prefix": ("a string", lambda v: isinstance(v, str)),
+    "installed_config": ("a map of paths to sha256 strings", lambda v: isinstance(v, dict)
+                         and all(isinstance(x, str) for x in v.values())),
+    "installed_rpms": (_STRS, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+}
+
+
+def _check_state(path: Path, state: dict) -> None:
+    """The state variables are recipe's own bookkeeping, but they live in a file users edit: a
+    value of the wrong type is one clear error naming the file and the variable."""
+    for k, v in state.items():
+        what, ok = _STATE_TYPES[k]
+        if v is not None and not ok(v):
+            shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+            raise RecipeError(f"{path}: state variable `{k}` must be {what}, not {shown}",
+                              f"fix that line of the recipe (a recipe that is not installed has "
+                              f"`let {k} = ();`) or restore the file")
 
 
 def _missing(info: RecipeInfo, has_fn) -> list[str]:
