@@ -229,11 +229,22 @@ class Transaction:
             return dirs, files
         for p in self._walk(root):
             target = self.prefix / p.relative_to(root)
+            self._check_utf8(target)
             if p.is_dir() and not p.is_symlink():
                 dirs.append(target)
             else:
                 files.append(target)
         return dirs, files
+
+    def _check_utf8(self, target: Path) -> None:
+        """The state and the journal store names as UTF-8 text: refuse any other name before the
+        commit (os.walk hands such names over with surrogate escapes)."""
+        try:
+            str(target).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(target).decode("utf-8", "backslashreplace")
+            raise LevitateError(f"{self.name} installs {shown}, a file name that is not valid UTF-8",
+                                "rename it in install(); nothing was changed") from None
 
     @staticmethod
     def _walk(top: Path):
