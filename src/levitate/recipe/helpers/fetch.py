@@ -18,11 +18,13 @@ from .context import Context, HelperError
 
 
 def _basename(url: str) -> str:
-    name = os.path.basename(urllib.parse.urlsplit(url).path.rstrip("/"))
-    if not name:
+    """The URL's last path segment, decoded; a name that is empty, `.`, `..` or holds a `/` once
+    decoded (`x%2F..%2F..%2Fname`) is refused rather than followed out of BUILD_DIR."""
+    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise HelperError(f"download: cannot name a file after {url}",
                           "give a destination: download(url, dest)")
-    return urllib.parse.unquote(name)
+    return name
 
 
 def download_target(ctx: Context, url: str, dest: str | None = None) -> Path:
@@ -49,10 +51,10 @@ def download(ctx: Context, url: str, dest: str | None = None) -> str:
         dl.download(url, target, retries=ctx.download_retries)
     else:
         key = hashlib.sha256(url.encode()).hexdigest()[:16]
-        cached = ctx.download_cache / f"{key}-{_basename(url)}"
+        cached = ctx.download_cache / f"{key}-{target.name}"
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.unlink(missing_ok=True)               # only a .part is ever resumed
-        dl.download(url, cached, retries=ctx.download_retries, progress_label=_basename(url))
+        dl.download(url, cached, retries=ctx.download_retries, progress_label=target.name)
         shutil.move(cached, target)
     ctx.last_download = target
     return str(target)
