@@ -7,12 +7,15 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
 import tarfile
+import time
 import zipfile
 
 import pytest
 
 from levitate.recipe.helpers import Context, HelperError
+from levitate.util import download as dl
 from levitate.recipe.helpers.archive import extract
 from tests.cheat_aware import cheat_aware
 from tests.httpserver import http_serve  # noqa: F401 - fixture
@@ -177,3 +180,81 @@ def test_non_utf8_name_made_by_the_build_is_refused_before_the_commit(world):
     proc = world.run("install", "mk")
     _one_line_refusal(proc, "not valid UTF-8")
     assert world.files() == set()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 512 KiB tmpfs: a file system that fills up."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _free(path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+@cheat_aware(protects="a download that fills the disk says so, naming the file system, and drops "
+                      "its .part so the disk is not left full",
+             cheats=["report every OSError as a network interruption", "keep the .part"],
+             consequence="the user hunts a network problem while the disk stays full")
+def test_disk_full_during_a_recipe_download(world, small_fs):
+    (world.srv / "big-1.0.tar.gz").write_bytes(os.urandom(2 * 1024 * 1024))
+    (world.recipes / "big.rhai").write_text(
+        'let name = "big";\nlet version = "1.0";\nlet installed = false;\n'
+        'fn acquire() { download(`${env("SRV")}/big-1.0.tar.gz`); }\nfn install() { }\n')
+    proc = world.run("install", "big", env=world.env(XDG_CACHE_HOME=str(small_fs)))
+    _one_line_refusal(proc, f"no space left on {small_fs}")
+    assert "check your network" not in proc.stderr
+    assert list(small_fs.rglob("*.part")) == []
+    assert _free(small_fs) > 400 * 1024
+
+
+@cheat_aware(protects="leviso's downloads (the shared module) report a full disk the same way",
+             cheats=["handle ENOSPC only in recipe"],
+             consequence="a leviso build on a full disk blames the network and stays full")
+def test_disk_full_in_the_shared_download_module(tmp_path, http_serve, small_fs):  # noqa: F811
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv/big.rpm").write_bytes(os.urandom(2 * 1024 * 1024))
+    server = http_serve(tmp_path / "srv")
+    with pytest.raises(dl.DownloadError, match=f"no space left on {small_fs}") as info:
+        dl.download(server.url("big.rpm"), small_fs / "big.rpm", retries=0)
+    assert "interrupted" not in info.value.message
+    assert list(small_fs.iterdir()) == [] and _free(small_fs) > 400 * 1024
+
+
+@cheat_aware(protects="a server that trickles (one byte at a time) is given up after the minimum-speed "
+                      "window, with a line saying so; the .part is kept and resumed by the next run",
+             cheats=["rely on the socket timeout, which every byte resets"],
+             consequence="`recipe install` hangs for hours on a stalled mirror")
+def test_a_trickling_server_is_given_up_and_resumed(world):
+    world.add("slow", "1.0", {"bin/slow": ("#!/bin/sh\n# " + os.urandom(3000).hex() + "\n", 0o755)})
+    world.server.faults.add("/slow-1.0.tar.gz", trickle=0.2)
+    env = world.env(RECIPE_DOWNLOAD_SPEED_LIMIT="1000", RECIPE_DOWNLOAD_SPEED_TIME="2")
+    started = time.monotonic()
+    proc = world.run("install", "slow", env=env, timeout=60)
+    assert time.monotonic() - started < 30
+    _one_line_refusal(proc, "too slow")
+    parts = list((world.root / "cache").rglob("*.part"))
+    assert len(parts) == 1 and parts[0].stat().st_size > 0
+    kept = parts[0].stat().st_size
+    world.ok("install", "slow", env=env)
+    assert world.server.ranges("/slow-1.0.tar.gz")[-1] == f"bytes={kept}-"
+    assert world.files() == {"bin/slow"}
+
+
+@cheat_aware(protects="an archive that fills the build dir's file system is reported as a full disk",
+             cheats=["call every OSError a damaged archive"],
+             consequence="the user downloads the archive again and again while the disk is full")
+def test_disk_full_while_extracting(tmp_path, small_fs):
+    archive = tmp_path / "big.tar"
+    with tarfile.open(archive, "w") as tar:
+        info, data = _member("big/blob", data=os.urandom(2 * 1024 * 1024))
+        tar.addfile(info, io.BytesIO(data))
+    ctx = Context(prefix=tmp_path / "prefix", build_dir=small_fs, stage=tmp_path / "stage",
+                  out=lambda text: None)
+    with pytest.raises(HelperError, match=f"no space left in {small_fs} for big.tar"):
+        extract(ctx, str(archive), str(small_fs))

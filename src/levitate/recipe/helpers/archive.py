@@ -3,6 +3,7 @@ outside the destination (absolute names, `..`, links pointing out, device files)
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -175,7 +176,13 @@ def extract(ctx: Context, *args) -> None:
             extract_zip(src, dest)
         else:
             extract_tar(src, dest, fmt)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise HelperError(f"extract: {src.name} is damaged: {e}",
+                              "download it again (remove it from the build directory)") from None
+        raise HelperError(f"extract: no space left in {dest} for {src.name}",
+                          "free some space there, or choose another --build-dir") from None
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
         raise HelperError(f"extract: {src.name} is damaged: {e}",
                           "download it again (remove it from the build directory)") from None
 
