@@ -10,6 +10,7 @@
         server.faults.add("/a.rpm", delay=0.5)                        # wait before answering
         server.faults.add("/a.rpm", drop=True)                        # close without any answer
         server.faults.add("/old", redirect="/new", times=None)        # 302 to another place
+        server.faults.add("/a.rpm", trickle=0.5)                      # one byte every 0.5 s
         server.count("/a.rpm"); server.ranges("/a.rpm"); server.requests   # what clients asked
         server.connections                   # TCP connections accepted (shows keep-alive reuse)
 
@@ -58,6 +59,7 @@ class Fault:
     drop: bool = False                 # close the connection without answering
     redirect: str | None = None        # answer 302 with this Location
     times: int | None = 1
+    trickle: float = 0.0               # send the body one byte at a time, this many seconds apart
 
 
 class Faults:
@@ -69,8 +71,8 @@ class Faults:
 
     def add(self, path: str, *, status: int | None = None, truncate_after: int | None = None,
             ignore_range: bool = False, delay: float = 0.0, drop: bool = False,
-            redirect: str | None = None, times: int | None = 1) -> Fault:
-        fault = Fault(status, truncate_after, ignore_range, delay, drop, redirect, times)
+            redirect: str | None = None, times: int | None = 1, trickle: float = 0.0) -> Fault:
+        fault = Fault(status, truncate_after, ignore_range, delay, drop, redirect, times, trickle)
         with self._lock:
             self._by_path.setdefault(_norm(path), []).append(fault)
         return fault
@@ -231,12 +233,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             f.seek(start)
             remaining = limit
             try:
+                step = 1 if fault and fault.trickle else 64 * 1024
                 while remaining > 0:
-                    chunk = f.read(min(remaining, 64 * 1024))
+                    chunk = f.read(min(remaining, step))
                     if not chunk:
                         break
                     self.wfile.write(chunk)
                     remaining -= len(chunk)
+                    if step == 1:
+                        self.wfile.flush()
+                        time.sleep(fault.trickle)
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..util import download as dl
 from ..util.errors import LevitateError
 from . import graph
 from .entrylock import EntryLock
@@ -207,6 +208,8 @@ class Manager:
         return Context(prefix=self.prefix, build_dir=build, stage=stage, arch=self.arch,
                        github_api=os.environ.get("RECIPE_GITHUB_API", "https://api.github.com"),
                        download_retries=int(os.environ.get("RECIPE_DOWNLOAD_RETRIES", "3")),
+                       download_speed=(int(os.environ.get("RECIPE_DOWNLOAD_SPEED_LIMIT", dl.SPEED_LIMIT)),
+                                       float(os.environ.get("RECIPE_DOWNLOAD_SPEED_TIME", dl.SPEED_TIME))),
                        download_cache=self.cache / "downloads",
                        rocky=rocky, provided=provided or (lambda: self.provided(exclude=info.name)),
                        out=self.out, dry=dry)

@@ -319,6 +319,7 @@ class Transaction:
         sd = state_dir(self.prefix)
         for p in self._walk(root):
             target = self.prefix / p.relative_to(root)
+            self._check_utf8(target)
             is_dir = p.is_dir() and not p.is_symlink()
             if sd in target.parents or (target == sd and not is_dir):
                 raise LevitateError(
@@ -330,6 +331,16 @@ class Transaction:
             else:
                 files.append(target)
         return dirs, files
+
+    def _check_utf8(self, target: Path) -> None:
+        """The state and the journal store names as UTF-8 text: refuse any other name before the
+        commit (os.walk hands such names over with surrogate escapes)."""
+        try:
+            str(target).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(target).decode("utf-8", "backslashreplace")
+            raise LevitateError(f"{self.name} installs {shown}, a file name that is not valid UTF-8",
+                                "rename it in install(); nothing was changed") from None
 
     @staticmethod
     def _walk(top: Path):

@@ -19,6 +19,11 @@ The rules every function keeps:
 - Connections are kept alive and reused (hundreds of RPMs from one mirror over HTTPS cost one TLS
   handshake per worker, not one per file); http(s)_proxy / no_proxy are honoured.
 - Two processes sharing a cache never write the same `.part`: it is locked (flock) while written.
+- A transfer slower than `speed_limit` bytes/s averaged over `speed_time` seconds (default 1 KiB/s
+  over 30 s, curl's --speed-limit/--speed-time) is given up at once, not retried: a server that
+  trickles a byte now and then never trips the socket timeout. Its `.part` is kept for the next run.
+- A full disk (ENOSPC, EDQUOT) ends the download with "no space left on MOUNT" and deletes the
+  `.part`: keeping it would keep the disk full, and it cannot complete until space is freed.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
@@ -53,6 +59,8 @@ BACKOFF_MAX = 30.0       # ceiling for one wait (also for a server's Retry-After
 CHUNK_SIZE = 256 * 1024
 MAX_REDIRECTS = 10
 FETCH_MAX_BYTES = 256 * 1024 * 1024   # fetch_bytes() is for small files
+SPEED_LIMIT = 1024       # bytes/s: slower than this over SPEED_TIME seconds, a transfer is given up
+SPEED_TIME = 30.0
 
 Digest = tuple[str, str]  # (algorithm as hashlib names it, lower-case hex digest)
 
@@ -68,6 +76,10 @@ _STATUS_HINTS = {
 
 class NotFound(DownloadError):
     """The server (or the directory) has no such file: retrying will not help."""
+
+
+class NoSpace(DownloadError):
+    """The file system holding the download is full: retrying will not help."""
 
 
 @dataclass(frozen=True)
@@ -109,17 +121,19 @@ def file_digest(path: Path, algo: str) -> str:
 
 def download(url: str | Path, dest: Path, *, expected: Digest | None = None, size: int | None = None,
              progress_label: str | None = None, retries: int = 4, timeout: float = 30,
-             backoff: float | None = None) -> Path:
+             backoff: float | None = None, speed_limit: int = SPEED_LIMIT,
+             speed_time: float = SPEED_TIME) -> Path:
     """Download `url` (http, https, file:// or a local path) to `dest` and return `dest`.
 
     `expected` = (algo, hex) is checked over the whole file (a resumed prefix included) and `size`
     (bytes) likewise, before the file gets its final name. When `dest` already exists and matches
     `expected` (or `size`, when that is all there is), nothing is fetched. `retries` extra attempts
     follow transient failures, waiting `backoff` (default BACKOFF_BASE) seconds, doubling.
+    Slower than `speed_limit` bytes/s over `speed_time` seconds, the transfer is given up.
     A progress bar labelled `progress_label` (default: the file name) shows on a terminal.
     """
     job = DownloadJob(str(url), Path(dest), _normalize_expected(expected), size)
-    policy = _Policy(retries, timeout, BACKOFF_BASE if backoff is None else backoff)
+    policy = _Policy(retries, timeout, BACKOFF_BASE if backoff is None else backoff, speed_limit, speed_time)
     bar = _LazyBar(progress_label or job.dest.name, size)
     with _Session(policy) as session:
         try:
@@ -130,10 +144,11 @@ def download(url: str | Path, dest: Path, *, expected: Digest | None = None, siz
 
 
 def fetch_bytes(url: str | Path, *, expected: Digest | None = None, retries: int = 4, timeout: float = 30,
-                backoff: float | None = None, max_size: int = FETCH_MAX_BYTES) -> bytes:
+                backoff: float | None = None, max_size: int = FETCH_MAX_BYTES, speed_limit: int = SPEED_LIMIT,
+                speed_time: float = SPEED_TIME) -> bytes:
     """Fetch a small file into memory, with the same retries and resumption as download()."""
     expected = _normalize_expected(expected)
-    policy = _Policy(retries, timeout, BACKOFF_BASE if backoff is None else backoff)
+    policy = _Policy(retries, timeout, BACKOFF_BASE if backoff is None else backoff, speed_limit, speed_time)
     sink = _BufferSink(expected[0] if expected else None, max_size, str(url))
     with _Session(policy) as session:
         _fetch_into(session, str(url), sink)
@@ -144,7 +159,8 @@ def fetch_bytes(url: str | Path, *, expected: Digest | None = None, retries: int
 
 def download_many(jobs: Iterable[DownloadJob | Sequence], *, parallel: int = 4,
                   progress_label: str = "Downloading", retries: int = 4, timeout: float = 30,
-                  backoff: float | None = None) -> list[Path]:
+                  backoff: float | None = None, speed_limit: int = SPEED_LIMIT,
+                  speed_time: float = SPEED_TIME) -> list[Path]:
     """Download many files concurrently; return their destinations in the order given.
 
     `jobs` are DownloadJob or (url, dest[, expected[, size]]) tuples. One progress bar counts the
@@ -163,7 +179,7 @@ def download_many(jobs: Iterable[DownloadJob | Sequence], *, parallel: int = 4,
         return []
     sizes = [j.size for j in unique.values()]
     total = sum(sizes) if None not in sizes else None
-    policy = _Policy(retries, timeout, BACKOFF_BASE if backoff is None else backoff)
+    policy = _Policy(retries, timeout, BACKOFF_BASE if backoff is None else backoff, speed_limit, speed_time)
     with _Session(policy) as session, Progress(progress_label, total, unit_bytes=True) as bar:
         executor = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="download")
         advance = lambda amount, total=None: bar.advance(amount)  # noqa: E731
@@ -192,6 +208,8 @@ class _Policy:
     retries: int
     timeout: float
     backoff: float
+    speed_limit: int = SPEED_LIMIT
+    speed_time: float = SPEED_TIME
 
 
 class _Cancelled(Exception):
@@ -322,11 +340,11 @@ class _BufferSink(_Sink):
 
 
 class _PartSink(_Sink):
-    """An open, locked `.part` file; resuming hashes the bytes already there first."""
+    """An open (unbuffered), locked `.part` file; resuming hashes the bytes already there first."""
 
-    def __init__(self, fileobj, algo: str | None):
+    def __init__(self, fileobj, algo: str | None, path: Path):
         super().__init__(algo)
-        self.file = fileobj
+        self.file, self.path = fileobj, path
         self.file.seek(0)
         while chunk := self.file.read(1024 * 1024):
             if self.hasher:
@@ -335,7 +353,12 @@ class _PartSink(_Sink):
         self.file.seek(0, os.SEEK_END)
 
     def _write(self, data: bytes) -> None:
-        self.file.write(data)
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self.file.write(view):]
+        except OSError as e:
+            raise _write_error(self.path, e) from None
 
     def _truncate(self) -> None:
         self.file.seek(0)
@@ -383,14 +406,17 @@ def _download_one(session: _Session, job: DownloadJob, on_progress: Callable[...
             on_progress(dest.stat().st_size)
             return dest
         for fresh_start in (False, True):
-            sink = _PartSink(part.file, expected[0] if expected else None)
+            sink = _PartSink(part.file, expected[0] if expected else None, part.path)
             sink.total = job.size
             sink.on_progress = on_progress
             resumed = sink.size > 0
             if job.size is not None and sink.size > job.size:
                 sink.reset()   # longer than the file can be: not a prefix of it
-            _fetch_into(session, job.url, sink)
-            part.file.flush()
+            try:
+                _fetch_into(session, job.url, sink)
+            except NoSpace:
+                part.remove()   # the rule: a full disk is not kept full by a part that cannot complete
+                raise
             try:
                 if job.size is not None and sink.size != job.size:
                     raise VerificationError(f"size mismatch for {dest.name}: expected {job.size} bytes, "
@@ -409,7 +435,11 @@ def _download_one(session: _Session, job: DownloadJob, on_progress: Callable[...
                     continue
                 part.remove()
                 raise
-            os.fsync(part.file.fileno())
+            try:
+                os.fsync(part.file.fileno())
+            except OSError as e:
+                part.remove()
+                raise _write_error(part.path, e) from None
             os.replace(part.path, dest)
             part.renamed = True
             return dest
@@ -452,7 +482,7 @@ class _locked_part:
     def __enter__(self) -> "_locked_part":
         waited = False
         while True:
-            f = open(self.path, "a+b")
+            f = open(self.path, "a+b", buffering=0)   # a full disk shows at the write, not later
             while True:
                 try:
                     fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -482,7 +512,7 @@ class _locked_part:
             pass
 
     def __exit__(self, *exc) -> None:
-        self.file.flush()   # an interrupted download keeps its bytes for the next run to resume
+        # unbuffered: an interrupted download's bytes are all in the file, for the next run to resume
         if not self.renamed and os.fstat(self.file.fileno()).st_size == 0:
             self.remove()   # nothing received (e.g. HTTP 404): leave no empty .part behind
         self.file.close()
@@ -592,25 +622,62 @@ def _attempt(session: _Session, url: str, sink: _Sink) -> None:
 
         declared = resp.length   # body bytes promised (None: chunked or until close)
         received = 0
-        try:
-            while True:
-                session.check()
-                chunk = resp.read(CHUNK_SIZE)
-                if not chunk:
-                    break
-                sink.write(chunk)
-                received += len(chunk)
-        except http.client.IncompleteRead as e:
-            sink.write(e.partial)
-            raise _interrupted(url, sink) from None
-        except (OSError, http.client.HTTPException):
-            raise _interrupted(url, sink) from None
+        speed = _SpeedCheck(session.policy, url)
+        while True:
+            session.check()
+            try:   # read1: whatever has arrived, so a trickle is measured rather than waited for;
+                # at the end, read() marks the response closed, which lets its connection be reused
+                chunk = resp.read1(CHUNK_SIZE) or resp.read()
+            except http.client.IncompleteRead as e:
+                sink.write(e.partial)
+                raise _interrupted(url, sink) from None
+            except (OSError, http.client.HTTPException):
+                raise _interrupted(url, sink) from None
+            if not chunk:
+                break
+            sink.write(chunk)
+            received += len(chunk)
+            speed.add(len(chunk), sink)
         if declared is not None and received < declared:
             raise _interrupted(url, sink)
         if sink.total is not None and sink.size < sink.total and status == 206:
             raise _interrupted(url, sink)
     finally:   # a connection is reused only when its response was read to the end
         session.pool.release(conn, reuse=resp.isclosed() and not resp.will_close)
+
+
+class _SpeedCheck:
+    """Give a transfer up when it averages less than policy.speed_limit bytes/s over a window of
+    policy.speed_time seconds (the socket timeout alone is reset by every byte)."""
+
+    def __init__(self, policy: _Policy, url: str):
+        self.policy, self.url = policy, url
+        self.start, self.bytes = time.monotonic(), 0
+
+    def add(self, amount: int, sink: _Sink) -> None:
+        self.bytes += amount
+        elapsed = time.monotonic() - self.start
+        if elapsed < self.policy.speed_time:
+            return
+        if self.bytes < self.policy.speed_limit * elapsed:
+            raise DownloadError(
+                f"download of {self.url} is too slow: {self.bytes} bytes in {elapsed:.0f} s, below "
+                f"{self.policy.speed_limit} bytes/s ({sink.size} bytes kept)",
+                "the server or the network stalls; run the same command again to resume, or use "
+                "another mirror")
+        self.start, self.bytes = time.monotonic(), 0
+
+
+def _write_error(path: Path, exc: OSError) -> DownloadError:
+    """A failed write of a download: a full disk names its file system."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        mount = os.path.realpath(path.parent)
+        while not os.path.ismount(mount):
+            mount = os.path.dirname(mount)
+        what = "no space left" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+        return NoSpace(f"{what} on {mount} while downloading {path.name}",
+                       f"free some space on {mount} and run again (the partial download was deleted)")
+    return DownloadError(f"cannot write {path}: {exc.strerror}", "check the directory and its file system")
 
 
 def _interrupted(url: str, sink: _Sink) -> _Retry:
@@ -804,6 +871,6 @@ def _network_error(url: str, exc: BaseException) -> _Retry | DownloadError:
 
 
 __all__ = [
-    "BACKOFF_BASE", "USER_AGENT", "Digest", "DownloadJob", "download", "download_many", "fetch_bytes",
-    "file_digest", "normalize_algo", "part_path",
+    "BACKOFF_BASE", "SPEED_LIMIT", "SPEED_TIME", "USER_AGENT", "Digest", "DownloadJob", "NoSpace", "download",
+    "download_many", "fetch_bytes", "file_digest", "normalize_algo", "part_path",
 ]

@@ -3,6 +3,7 @@ outside the destination (absolute names, `..`, links pointing out, device files)
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -36,12 +37,65 @@ def _detect(path: Path) -> str:
                       "supported: tar.gz, tar.xz, tar.bz2, tar.zst, tar, zip")
 
 
+def _refuse(name: str, dest: Path, how: str = "would be written outside") -> HelperError:
+    return HelperError(f"extract: archive entry '{name}' {how} {dest}",
+                       "the archive is malformed or malicious; do not use it")
+
+
+def _within(dest: Path, path: str) -> bool:
+    return path == str(dest) or path.startswith(str(dest) + os.sep)
+
+
+def _utf8(name: str) -> str:
+    """Names that are not UTF-8 (tarfile hands them over with surrogate escapes) are refused
+    here, before the build: the recipe state and the journal store names as UTF-8 text."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise HelperError(f"extract: archive entry '{shown}' is not valid UTF-8",
+                          "recipe only installs file names in UTF-8; repack the archive") from None
+    return name
+
+
 def _inside(dest: Path, name: str) -> Path:
-    target = Path(os.path.normpath(dest / name))
-    if os.path.isabs(name) or (target != dest and dest not in target.parents):
-        raise HelperError(f"extract: archive entry '{name}' would be written outside {dest}",
-                          "the archive is malformed or malicious; do not use it")
+    """Where entry `name` lands, checked against the real paths on disk: the lexical path must stay
+    in `dest`, and so must its parent directory once the links already extracted are followed
+    (`a -> .` then `a/a/a/b` is really `b`)."""
+    target = Path(os.path.normpath(dest / _utf8(name)))
+    if os.path.isabs(name) or not _within(dest, str(target)):
+        raise _refuse(name, dest)
+    if target != dest and not _within(dest, os.path.realpath(target.parent)):
+        raise _refuse(name, dest)
     return target
+
+
+def _link_inside(dest: Path, name: str, target: Path, link: str) -> None:
+    """A symlink's target, resolved from the real directory the link is made in, stays in `dest`."""
+    if os.path.isabs(_utf8(link)) or not _within(dest, os.path.realpath(
+            os.path.join(os.path.realpath(target.parent), link))):
+        raise _refuse(name, dest, f"links to '{link}', outside")
+
+
+def _check_links(dest: Path, links: list[Path]) -> None:
+    """Once everything is extracted, no link made points out (`x -> y/../out` checked while `y` did
+    not exist, then `y -> .`). Offending links are removed, so the kept build dir holds none."""
+    out = [(p, os.readlink(p)) for p in links
+           if os.path.islink(p) and not _within(dest, os.path.realpath(p))]
+    for p, _ in out:
+        p.unlink()
+    if out:
+        raise _refuse(str(out[0][0].relative_to(dest)), dest, f"links to '{out[0][1]}', outside")
+
+
+def _clear(dest: Path, target: Path, is_dir: bool) -> None:
+    """Make room for a new entry; never write through a link that is already there."""
+    if target == dest and not is_dir:
+        raise _refuse(".", dest, "would replace")
+    if target.is_dir() and not target.is_symlink() and not is_dir:
+        shutil.rmtree(target)
+    elif os.path.lexists(target) and not (is_dir and target.is_dir()):
+        target.unlink()
 
 
 def _open_tar(path: Path, fmt: str) -> tarfile.TarFile:
@@ -53,33 +107,34 @@ def _open_tar(path: Path, fmt: str) -> tarfile.TarFile:
 
 
 def extract_tar(path: Path, dest: Path, fmt: str) -> None:
+    links: list[Path] = []
     with _open_tar(path, fmt) as tar:
         for m in tar:
             target = _inside(dest, m.name)
             if m.issym():
-                link = m.linkname
-                _inside(dest, os.path.join(os.path.dirname(m.name), link)) if not os.path.isabs(link) \
-                    else _inside(dest, link)
+                _link_inside(dest, m.name, target, m.linkname)
+                links.append(target)
             elif m.islnk():
-                _inside(dest, m.linkname)
+                source = _inside(dest, m.linkname)
+                if not _within(dest, os.path.realpath(source)):
+                    raise _refuse(m.name, dest, f"links to '{m.linkname}', outside")
             elif not (m.isfile() or m.isdir()):
                 continue                       # devices, fifos: never from a recipe archive
-            if target.is_dir() and not target.is_symlink() and not m.isdir():
-                shutil.rmtree(target)
-            elif os.path.lexists(target) and not m.isdir():
-                target.unlink()
+            _clear(dest, target, m.isdir())
             tar.extract(m, dest, set_attrs=not m.issym(), filter="tar")
+    _check_links(dest, links)
 
 
 def extract_zip(path: Path, dest: Path) -> None:
     with zipfile.ZipFile(path) as z:
         for info in z.infolist():
             target = _inside(dest, info.filename)
+            _clear(dest, target, info.is_dir())
             if info.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with z.open(info) as src, open(target, "wb") as out:
+            with z.open(info) as src, open(target, "xb") as out:
                 shutil.copyfileobj(src, out)
             mode = info.external_attr >> 16
             if mode and stat.S_ISREG(mode):
@@ -121,7 +176,13 @@ def extract(ctx: Context, *args) -> None:
             extract_zip(src, dest)
         else:
             extract_tar(src, dest, fmt)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise HelperError(f"extract: {src.name} is damaged: {e}",
+                              "download it again (remove it from the build directory)") from None
+        raise HelperError(f"extract: no space left in {dest} for {src.name}",
+                          "free some space there, or choose another --build-dir") from None
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as e:
         raise HelperError(f"extract: {src.name} is damaged: {e}",
                           "download it again (remove it from the build directory)") from None
 

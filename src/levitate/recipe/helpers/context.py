@@ -45,6 +45,7 @@ class Context:
     env: dict[str, str] = field(default_factory=dict)
     github_api: str = "https://api.github.com"
     download_retries: int = 3
+    download_speed: tuple[int, float] | None = None   # (bytes/s, s): slower is given up; None: defaults
     download_cache: Path | None = None       # where partial downloads wait to be resumed
     rocky: object = None                     # helpers.rpm.RockyConfig, when configured
     provided: Callable[[], set[str]] = lambda: set()   # names installed recipes provide

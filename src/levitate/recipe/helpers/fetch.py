@@ -18,11 +18,19 @@ from .context import Context, HelperError
 
 
 def _basename(url: str) -> str:
-    name = os.path.basename(urllib.parse.urlsplit(url).path.rstrip("/"))
-    if not name:
+    """The URL's last path segment, decoded; a name that is empty, `.`, `..` or holds a `/` once
+    decoded (`x%2F..%2F..%2Fname`) is refused rather than followed out of BUILD_DIR."""
+    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise HelperError(f"download: cannot name a file after {url}",
                           "give a destination: download(url, dest)")
-    return urllib.parse.unquote(name)
+    return name
+
+
+def _options(ctx: Context) -> dict:
+    """Retries and the minimum speed, as the caller configured them."""
+    speed = dict(zip(("speed_limit", "speed_time"), ctx.download_speed)) if ctx.download_speed else {}
+    return dict(retries=ctx.download_retries, **speed)
 
 
 def download_target(ctx: Context, url: str, dest: str | None = None) -> Path:
@@ -46,14 +54,18 @@ def download(ctx: Context, url: str, dest: str | None = None) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     ctx.log(f"  downloading {url}")
     if ctx.download_cache is None:
-        dl.download(url, target, retries=ctx.download_retries)
+        dl.download(url, target, **_options(ctx))
     else:
         key = hashlib.sha256(url.encode()).hexdigest()[:16]
-        cached = ctx.download_cache / f"{key}-{_basename(url)}"
+        cached = ctx.download_cache / f"{key}-{target.name}"
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.unlink(missing_ok=True)               # only a .part is ever resumed
-        dl.download(url, cached, retries=ctx.download_retries, progress_label=_basename(url))
-        shutil.move(cached, target)
+        dl.download(url, cached, progress_label=target.name, **_options(ctx))
+        try:
+            shutil.move(cached, target)
+        except OSError as e:
+            raise HelperError(f"download: cannot move {target.name} into {target.parent}: {e.strerror}",
+                              "free some space there, or choose another --build-dir") from None
     ctx.last_download = target
     return str(target)
 
@@ -85,7 +97,7 @@ def copy(ctx: Context, pattern: str, dest: str | None = None) -> list[str]:
 
 def http_get(ctx: Context, url: str) -> str:
     """The body of a small HTTP(S) resource as text."""
-    return dl.fetch_bytes(str(url), retries=ctx.download_retries).decode("utf-8", "replace")
+    return dl.fetch_bytes(str(url), **_options(ctx)).decode("utf-8", "replace")
 
 
 def _strip_v(tag: str) -> str:
@@ -94,7 +106,7 @@ def _strip_v(tag: str) -> str:
 
 def _github(ctx: Context, path: str):
     url = f"{ctx.github_api.rstrip('/')}/{path}"
-    data = dl.fetch_bytes(url, retries=ctx.download_retries)
+    data = dl.fetch_bytes(url, **_options(ctx))
     try:
         return json.loads(data)
     except ValueError:
