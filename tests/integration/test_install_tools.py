@@ -269,6 +269,61 @@ def test_bind_mount_of_root_is_still_root(tmp_path, rich_image, cleanup_mounts):
     one_error_line(proc, "recstrap", "system path")
 
 
+@contextlib.contextmanager
+def read_only_bind(source: str, at: Path):
+    """`source` bound at `at` read-only: a tool that wrongly writes there fails instead of
+    writing into the host."""
+    at.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", source, at], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", at], check=True)
+        yield at
+    finally:
+        subprocess.run(["umount", "-l", at], capture_output=True)
+
+
+@cheat_aware(protects="recstrap never writes into the host through a bind mount of a system path under the "
+             "target, nor into a directory inside a system path",
+             cheats=["comparing the target's path with a list of names", "checking only the target itself, "
+                     "not the mounts below it", "letting --check skip the check"],
+             consequence="after a killed `recchroot --no-unshare`, `recstrap --force /mnt` overwrites the "
+             "live system's /usr and /dev")
+def test_target_holding_host_binds_or_inside_system_path_refused(tmp_path, rich_image, cleanup_mounts):
+    with loop_fs(tmp_path, "target", 256, ["mkfs.ext4", "-q", "-F"]) as target:
+        with read_only_bind("/usr", target / "usr"), read_only_bind("/dev", target / "dev"):
+            for extra in (["--check", "--force"], ["--force"], ["--check"]):
+                proc = tool("recstrap", target, "--rootfs", rich_image, *extra)
+                assert proc.returncode == recstrap.EXIT_SYSTEM_PATH, (extra, proc.returncode, proc.stderr)
+                one_error_line(proc, "recstrap", "/usr", "system path")
+                assert "umount" in proc.stderr
+            assert not (target / recstrap.MARKER).exists()
+    for extra in (["--check", "--force"], ["--check"]):                 # never without --check on old code
+        proc = tool("recstrap", "/usr/share", "--rootfs", rich_image, *extra)
+        assert proc.returncode == recstrap.EXIT_SYSTEM_PATH, (extra, proc.returncode, proc.stderr)
+        one_error_line(proc, "recstrap", "system path")
+    with read_only_bind("/usr/share", tmp_path / "alias") as alias:   # the same directory by another name
+        proc = tool("recstrap", alias, "--rootfs", rich_image, "--force")
+        assert proc.returncode == recstrap.EXIT_SYSTEM_PATH, (proc.returncode, proc.stderr)
+        one_error_line(proc, "recstrap", "system path")
+
+
+@cheat_aware(protects="`recstrap --force` never follows a planted marker symlink out of the target",
+             cheats=["checking the marker only before the copy, then opening it by name"],
+             consequence="a file anywhere on the host (such as /etc/shadow) is overwritten by the marker text")
+def test_force_does_not_follow_marker_symlink(tmp_path, rich_image):
+    victim = tmp_path / "outside/victim"
+    victim.parent.mkdir()
+    victim.write_text("precious")
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(victim, target / recstrap.MARKER)
+    proc = tool("recstrap", target, "--rootfs", rich_image, "--force", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "precious"
+    assert not os.path.lexists(target / recstrap.MARKER)
+    assert (target / "etc").is_dir()
+
+
 def refused(target: Path, code: int, *args, fragment: str) -> None:
     before = listing(target) if target.is_dir() else None
     proc = tool("recstrap", target, *args)
