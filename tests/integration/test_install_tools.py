@@ -617,3 +617,69 @@ def test_recchroot_ctrl_c_and_failure_unmount(mini_root, mode):
     proc.wait(timeout=30)
     assert proc.returncode == 128 + signal.SIGINT, proc.stderr
     assert mounted_under(mini_root) == []
+
+
+def mounts_made_outside(table: str, root: Path, host: Path) -> list[str]:
+    """Mount targets under `host` but not under `root`."""
+    return [m.target for m in mounts.parse_mountinfo(table)
+            if mounts.under(m.target, str(host)) and not mounts.under(m.target, str(root))]
+
+
+@cheat_aware(protects="recchroot mounts and creates only inside ROOT, whatever links ROOT holds",
+             cheats=["following ROOT's links on the host", "checking only relative links"],
+             consequence="a hostile or broken new root gets the host's /dev or resolv.conf mounted over a "
+             "host directory or file, or files created on the host")
+@pytest.mark.parametrize("mode", [[], ["--no-unshare"]])
+@pytest.mark.parametrize("link", ["relative", "absolute"])
+def test_recchroot_bind_targets_stay_inside_root(tmp_path, mini_root, mode, link):
+    hostdir, hostdev = tmp_path / "hostdir", tmp_path / "hostdev"
+    hostdir.mkdir()
+    hostdev.mkdir()
+    (hostdir / "resolv.conf").write_text("victim\n")
+    if link == "relative":                       # ROOT/etc/../../x is tmp_path/x on the host
+        os.symlink("../../x/resolv.conf", mini_root / "etc/resolv.conf")
+    else:
+        os.symlink("/outside/resolv.conf", mini_root / "etc/resolv.conf")
+        os.symlink(hostdir, mini_root / "outside")
+    os.symlink(hostdev, mini_root / "dev")
+    script = "cat /etc/resolv.conf > /resolv; ls /dev/null > /devnull; touch /ready; exec sleep 60"
+    proc = subprocess.Popen([sys.executable, "-m", "levitate.install.recchroot", *mode, str(mini_root),
+                             "/bin/sh", "-c", script], start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (mini_root / "ready").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    table = Path(f"/proc/{proc.pid}/mountinfo").read_text()         # recchroot's own view: host paths
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=30)
+    assert f"{mini_root}/proc" in table
+    assert mounts_made_outside(table, mini_root, tmp_path) == []
+    assert (mini_root / "resolv").read_text() == Path("/etc/resolv.conf").read_text()
+    assert (mini_root / "devnull").read_text() == "/dev/null\n"
+    assert not (tmp_path / "x").exists()
+    assert (hostdir / "resolv.conf").read_text() == "victim\n" and os.listdir(hostdir) == ["resolv.conf"]
+    assert os.listdir(hostdev) == []
+    assert mounted_under(tmp_path) == []
+
+
+@cheat_aware(protects="the mounts a SIGKILLed `recchroot --no-unshare` left are undone by the next recchroot",
+             cheats=["unmounting by name whatever is under ROOT, including the user's own mounts"],
+             consequence="the host's /dev, /proc and /run stay bound under /mnt; `umount /mnt` fails")
+def test_recchroot_cleans_up_after_a_killed_no_unshare(mini_root, cleanup_mounts):
+    proc = subprocess.Popen([sys.executable, "-m", "levitate.install.recchroot", "--no-unshare", str(mini_root),
+                             "/bin/sh", "-c", "touch /ready; exec sleep 60"], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (mini_root / "ready").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert str(mini_root / "proc") in mounted_under(mini_root)
+    again = tool("recchroot", mini_root, "/bin/sh", "-c", "true")
+    assert again.returncode == 0, again.stderr
+    assert "left by a killed recchroot" in again.stderr
+    assert mounted_under(mini_root) == []
