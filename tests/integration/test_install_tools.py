@@ -533,10 +533,11 @@ def test_recfstab_labels_with_blanks_and_backslash_round_trip(tmp_path, cleanup_
                               capture_output=True, text=True)
         source = json.loads(spec.stdout)["filesystems"][0]["source"]     # JSON: the only lossless output
         assert source == f"LABEL={label}", (proc.stdout, source)
-        found = subprocess.run(["findfs", source], capture_output=True, text=True)
+        fresh = {**os.environ, "BLKID_FILE": str(tmp_path / "blkid.tab")}   # not a cache of earlier loops
+        found = subprocess.run(["findfs", source], capture_output=True, text=True, env=fresh)
         assert found.stdout.strip() == device, (found.stdout, found.stderr)
         evaluated = subprocess.run(["findmnt", "--fstab", "--tab-file", fstab, "--evaluate", "-n", "-o",
-                                    "SOURCE", "/"], capture_output=True, text=True)
+                                    "SOURCE", "/"], capture_output=True, text=True, env=fresh)
         assert evaluated.stdout.strip() == device, (proc.stdout, evaluated.stdout, evaluated.stderr)
 
 
