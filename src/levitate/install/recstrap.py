@@ -13,7 +13,8 @@ Every check runs before anything is written, each with its own exit code:
     2   bad command line
     10  not running as root
     11  TARGET does not exist or is not a directory
-    12  TARGET is a system path (/, /usr, /etc, ...): refused even with --force
+    12  TARGET is, lies inside or holds a mount of a system path (/, /usr, /usr/share, /etc, ...):
+        refused even with --force
     13  TARGET is not writable (read-only filesystem)
     14  TARGET is not a mount point (mount the new root there first; --force skips this)
     15  TARGET is not empty, or holds an interrupted recstrap (--force redoes it)
