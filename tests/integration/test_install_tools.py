@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -269,6 +270,61 @@ def test_bind_mount_of_root_is_still_root(tmp_path, rich_image, cleanup_mounts):
     one_error_line(proc, "recstrap", "system path")
 
 
+@contextlib.contextmanager
+def read_only_bind(source: str, at: Path):
+    """`source` bound at `at` read-only: a tool that wrongly writes there fails instead of
+    writing into the host."""
+    at.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", source, at], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", at], check=True)
+        yield at
+    finally:
+        subprocess.run(["umount", "-l", at], capture_output=True)
+
+
+@cheat_aware(protects="recstrap never writes into the host through a bind mount of a system path under the "
+             "target, nor into a directory inside a system path",
+             cheats=["comparing the target's path with a list of names", "checking only the target itself, "
+                     "not the mounts below it", "letting --check skip the check"],
+             consequence="after a killed `recchroot --no-unshare`, `recstrap --force /mnt` overwrites the "
+             "live system's /usr and /dev")
+def test_target_holding_host_binds_or_inside_system_path_refused(tmp_path, rich_image, cleanup_mounts):
+    with loop_fs(tmp_path, "target", 256, ["mkfs.ext4", "-q", "-F"]) as target:
+        with read_only_bind("/usr", target / "usr"), read_only_bind("/dev", target / "dev"):
+            for extra in (["--check", "--force"], ["--force"], ["--check"]):
+                proc = tool("recstrap", target, "--rootfs", rich_image, *extra)
+                assert proc.returncode == recstrap.EXIT_SYSTEM_PATH, (extra, proc.returncode, proc.stderr)
+                one_error_line(proc, "recstrap", "/usr", "system path")
+                assert "umount" in proc.stderr
+            assert not (target / recstrap.MARKER).exists()
+    for extra in (["--check", "--force"], ["--check"]):                 # never without --check on old code
+        proc = tool("recstrap", "/usr/share", "--rootfs", rich_image, *extra)
+        assert proc.returncode == recstrap.EXIT_SYSTEM_PATH, (extra, proc.returncode, proc.stderr)
+        one_error_line(proc, "recstrap", "system path")
+    with read_only_bind("/usr/share", tmp_path / "alias") as alias:   # the same directory by another name
+        proc = tool("recstrap", alias, "--rootfs", rich_image, "--force")
+        assert proc.returncode == recstrap.EXIT_SYSTEM_PATH, (proc.returncode, proc.stderr)
+        one_error_line(proc, "recstrap", "system path")
+
+
+@cheat_aware(protects="`recstrap --force` never follows a planted marker symlink out of the target",
+             cheats=["checking the marker only before the copy, then opening it by name"],
+             consequence="a file anywhere on the host (such as /etc/shadow) is overwritten by the marker text")
+def test_force_does_not_follow_marker_symlink(tmp_path, rich_image):
+    victim = tmp_path / "outside/victim"
+    victim.parent.mkdir()
+    victim.write_text("precious")
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(victim, target / recstrap.MARKER)
+    proc = tool("recstrap", target, "--rootfs", rich_image, "--force", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "precious"
+    assert not os.path.lexists(target / recstrap.MARKER)
+    assert (target / "etc").is_dir()
+
+
 def refused(target: Path, code: int, *args, fragment: str) -> None:
     before = listing(target) if target.is_dir() else None
     proc = tool("recstrap", target, *args)
@@ -462,6 +518,29 @@ def test_recfstab_root_boot_and_swap(tmp_path, cleanup_mounts):
         assert [line[1] for line in fstab_lines(only_boot.stdout)] == ["/boot"]
 
 
+@cheat_aware(protects="recfstab -L writes labels with space, tab and backslash so that mount finds them",
+             cheats=["comparing the output with the escaping it produces", "testing only plain labels"],
+             consequence="the installed system does not mount its root or /boot at boot")
+def test_recfstab_labels_with_blanks_and_backslash_round_trip(tmp_path, cleanup_mounts):
+    label = "my r\\o\tt"                   # space, backslash, tab: 10 bytes, within ext4's 16
+    with loop_fs(tmp_path, "root", 32, ["mkfs.ext4", "-q", "-F", "-L", label]) as root:
+        device = source_of(root)
+        proc = tool("recfstab", root, "-L")
+        assert proc.returncode == 0, proc.stderr
+        fstab = tmp_path / "fstab"
+        fstab.write_text(proc.stdout)
+        spec = subprocess.run(["findmnt", "--fstab", "--tab-file", fstab, "-J", "-o", "SOURCE", "/"],
+                              capture_output=True, text=True)
+        source = json.loads(spec.stdout)["filesystems"][0]["source"]     # JSON: the only lossless output
+        assert source == f"LABEL={label}", (proc.stdout, source)
+        fresh = {**os.environ, "BLKID_FILE": str(tmp_path / "blkid.tab")}   # not a cache of earlier loops
+        found = subprocess.run(["findfs", source], capture_output=True, text=True, env=fresh)
+        assert found.stdout.strip() == device, (found.stdout, found.stderr)
+        evaluated = subprocess.run(["findmnt", "--fstab", "--tab-file", fstab, "--evaluate", "-n", "-o",
+                                    "SOURCE", "/"], capture_output=True, text=True, env=fresh)
+        assert evaluated.stdout.strip() == device, (proc.stdout, evaluated.stdout, evaluated.stderr)
+
+
 def test_recfstab_nothing_mounted(tmp_path):
     proc = tool("recfstab", tmp_path)
     assert proc.returncode == 1 and proc.stdout == ""
@@ -538,4 +617,70 @@ def test_recchroot_ctrl_c_and_failure_unmount(mini_root, mode):
     os.killpg(proc.pid, signal.SIGINT)                                  # what Ctrl-C on the terminal does
     proc.wait(timeout=30)
     assert proc.returncode == 128 + signal.SIGINT, proc.stderr
+    assert mounted_under(mini_root) == []
+
+
+def mounts_made_outside(table: str, root: Path, host: Path) -> list[str]:
+    """Mount targets under `host` but not under `root`."""
+    return [m.target for m in mounts.parse_mountinfo(table)
+            if mounts.under(m.target, str(host)) and not mounts.under(m.target, str(root))]
+
+
+@cheat_aware(protects="recchroot mounts and creates only inside ROOT, whatever links ROOT holds",
+             cheats=["following ROOT's links on the host", "checking only relative links"],
+             consequence="a hostile or broken new root gets the host's /dev or resolv.conf mounted over a "
+             "host directory or file, or files created on the host")
+@pytest.mark.parametrize("mode", [[], ["--no-unshare"]])
+@pytest.mark.parametrize("link", ["relative", "absolute"])
+def test_recchroot_bind_targets_stay_inside_root(tmp_path, mini_root, mode, link):
+    hostdir, hostdev = tmp_path / "hostdir", tmp_path / "hostdev"
+    hostdir.mkdir()
+    hostdev.mkdir()
+    (hostdir / "resolv.conf").write_text("victim\n")
+    if link == "relative":                       # ROOT/etc/../../x is tmp_path/x on the host
+        os.symlink("../../x/resolv.conf", mini_root / "etc/resolv.conf")
+    else:
+        os.symlink("/outside/resolv.conf", mini_root / "etc/resolv.conf")
+        os.symlink(hostdir, mini_root / "outside")
+    os.symlink(hostdev, mini_root / "dev")
+    script = "cat /etc/resolv.conf > /resolv; ls /dev/null > /devnull; touch /ready; exec sleep 60"
+    proc = subprocess.Popen([sys.executable, "-m", "levitate.install.recchroot", *mode, str(mini_root),
+                             "/bin/sh", "-c", script], start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not (mini_root / "ready").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    table = Path(f"/proc/{proc.pid}/mountinfo").read_text()         # recchroot's own view: host paths
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=30)
+    assert f"{mini_root}/proc" in table
+    assert mounts_made_outside(table, mini_root, tmp_path) == []
+    assert (mini_root / "resolv").read_text() == Path("/etc/resolv.conf").read_text()
+    assert (mini_root / "devnull").read_text() == "/dev/null\n"
+    assert not (tmp_path / "x").exists()
+    assert (hostdir / "resolv.conf").read_text() == "victim\n" and os.listdir(hostdir) == ["resolv.conf"]
+    assert os.listdir(hostdev) == []
+    assert mounted_under(tmp_path) == []
+
+
+@cheat_aware(protects="the mounts a SIGKILLed `recchroot --no-unshare` left are undone by the next recchroot",
+             cheats=["unmounting by name whatever is under ROOT, including the user's own mounts"],
+             consequence="the host's /dev, /proc and /run stay bound under /mnt; `umount /mnt` fails")
+def test_recchroot_cleans_up_after_a_killed_no_unshare(mini_root, cleanup_mounts):
+    proc = subprocess.Popen([sys.executable, "-m", "levitate.install.recchroot", "--no-unshare", str(mini_root),
+                             "/bin/sh", "-c", "touch /ready; exec sleep 60"], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (mini_root / "ready").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert str(mini_root / "proc") in mounted_under(mini_root)
+    again = tool("recchroot", mini_root, "/bin/sh", "-c", "true")
+    assert again.returncode == 0, again.stderr
+    assert "left by a killed recchroot" in again.stderr
     assert mounted_under(mini_root) == []

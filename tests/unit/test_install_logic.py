@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from levitate.install import mounts, recfstab, recstrap, treecopy
+from levitate.install import mounts, recchroot, recfstab, recstrap, treecopy
 from levitate.util.errors import LevitateError
 
 MOUNTINFO = """\
@@ -118,6 +118,20 @@ def test_other_tags_and_filters():
 
 def test_udev_label_unescaping():
     assert recfstab._udev_unescape("my\\x20data") == "my data"
+    assert recfstab._udev_unescape("a\\x5cb\\x09c\\xc3\\xa9") == "a\\b\tcé"     # bytes, UTF-8 whole
+
+
+def test_bind_targets_resolve_inside_root(tmp_path):
+    """As a process chrooted into ROOT sees them: absolute links from ROOT, `..` stops at ROOT."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    os.symlink("../../../x/resolv.conf", root / "etc/resolv.conf")
+    os.symlink(tmp_path, root / "dev")
+    os.symlink("/etc/../loop", root / "loop")
+    assert recchroot.inside(str(root), "etc/resolv.conf") == f"{root}/x/resolv.conf"
+    assert recchroot.inside(str(root), "dev/pts") == f"{root}{tmp_path}/pts"
+    with pytest.raises(LevitateError, match="too many levels"):
+        recchroot.inside(str(root), "loop")
 
 
 def write_image(path, head: bytes, size: int):

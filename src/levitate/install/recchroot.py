@@ -4,8 +4,9 @@
 
 Binds /dev, /dev/pts, /proc, /sys, /sys/firmware/efi/efivars (when the host has it) and /run
 (with what is mounted below it, such as the live medium) into ROOT, and the host's resolv.conf
-over ROOT/etc/resolv.conf (following a symlinked one as arch-chroot does, creating an empty file
-to bind onto when needed), so name resolution works in the chroot. ROOT itself is bound onto
+over ROOT/etc/resolv.conf (creating an empty file to bind onto when needed), so name resolution
+works in the chroot. Every bind target is resolved inside ROOT, as the chroot sees it: ROOT's links
+never lead a mount or a new file out onto the host. ROOT itself is bound onto
 itself when it is not a mount point, so tools in the chroot see a mounted /.
 
 Everything is mounted in a private mount namespace, invisible to the rest of the system, and
@@ -37,14 +38,36 @@ MS_REC, MS_PRIVATE = 0x4000, 1 << 18
 SHELLS = ("/bin/bash", "/usr/bin/bash", "/bin/sh")
 
 
+RECORDS = "/run/recchroot"
+
+
 class Mounts:
-    """The mounts recchroot made, undone in reverse; files it created to bind onto, removed."""
+    """The mounts recchroot made, undone in reverse; files and directories it created to bind onto,
+    removed. Each is also written to RECORDS/PID as it is made, so that the next recchroot can undo
+    what a SIGKILLed one (no cleanup runs) left in the shared namespace."""
 
     def __init__(self) -> None:
         self.mounted: list[tuple[str, bool]] = []     # (target, recursive)
         self.created: list[str] = []
+        self.record: str | None = None
+        try:
+            os.makedirs(RECORDS, mode=0o700, exist_ok=True)
+            self.record = f"{RECORDS}/{os.getpid()}"
+            open(self.record, "w").close()
+        except OSError:
+            self.record = None                        # no /run: nothing to clean up after a kill either
+
+    def note(self, kind: str, path: str) -> None:
+        if self.record:
+            with open(self.record, "a") as f:
+                f.write(f"{kind} {mounts.escape(path)}\n")
+
+    def create(self, path: str) -> None:
+        self.created.append(path)
+        self.note("created", path)
 
     def bind(self, source: str, target: str, *, recursive: bool = False) -> None:
+        self.note("mount", target)
         proc = subprocess.run(["mount", "--rbind" if recursive else "--bind", source, target],
                               capture_output=True, text=True)
         if proc.returncode != 0:
@@ -60,12 +83,59 @@ class Mounts:
             proc = subprocess.run(["umount", "-R", target] if recursive else ["umount", target], capture_output=True)
             if proc.returncode != 0 and not mounts.umount(target):
                 stuck.append(target)
-        while self.created:
-            try:
-                os.unlink(self.created.pop())
-            except OSError:
-                pass
+        remove_created(self.created)
+        if self.record and not stuck:
+            os.unlink(self.record)
         return stuck
+
+
+def remove_created(paths: list[str]) -> None:
+    """Newest first: a file made to bind onto, then the directories made for it (if still empty)."""
+    for path in reversed(paths):
+        try:
+            os.rmdir(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        except OSError:
+            pass
+    paths.clear()
+
+
+def read_record(path: str) -> list[tuple[str, str]]:
+    """(kind, path) lines of a record; none when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return [(kind, mounts.unescape(rest)) for kind, _, rest in
+                    (line.rstrip("\n").partition(" ") for line in f) if rest]
+    except OSError:
+        return []
+
+
+def clean_stale() -> None:
+    """Undo what a killed recchroot (its pid gone) left: its mounts, newest first, and the files it
+    made. Only what its record names, never other mounts under ROOT."""
+    try:
+        names = os.listdir(RECORDS)
+    except OSError:
+        return
+    records = {name: read_record(f"{RECORDS}/{name}") for name in names if name.isdigit()}
+    alive = {path for name, lines in records.items() if os.path.exists(f"/proc/{name}") for _, path in lines}
+    for name, lines in records.items():
+        if os.path.exists(f"/proc/{name}"):
+            continue
+        record = f"{RECORDS}/{name}"
+        table = mounts.mount_table()
+        left = [path for kind, path in lines if kind == "mount" and path not in alive   # not a running one's
+                and mounts.is_mount_point(path, table)]
+        for target in reversed(left):
+            if subprocess.run(["umount", "-R", target], capture_output=True).returncode != 0:
+                mounts.umount(target)
+        remove_created([path for kind, path in lines if kind == "created" and path not in alive])
+        if left:
+            print(f"{PROG}: unmounted {len(left)} mounts left by a killed recchroot (pid {name}): "
+                  f"{', '.join(left)}", file=sys.stderr)
+        try:
+            os.unlink(record)
+        except OSError:
+            pass                                      # another recchroot cleaned it up just now
 
 
 def private_namespace() -> bool:
@@ -81,40 +151,76 @@ def private_namespace() -> bool:
     return True
 
 
+def inside(root: str, rel: str) -> str:
+    """ROOT/rel as a process chrooted into ROOT sees it (openat2's RESOLVE_IN_ROOT): absolute links
+    start at ROOT and `..` stops there, so the result, a host path without links, is inside ROOT.
+    arch-chroot resolves resolv.conf the same way; mount(8) would follow ROOT's links on the host."""
+    done: list[str] = []
+    pending = [part for part in reversed(rel.split("/")) if part]
+    links = 0
+    while pending:
+        name = pending.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        path = os.path.join(root, *done, name)
+        if os.path.islink(path):
+            links += 1
+            if links > 40:                            # ELOOP's limit
+                raise LevitateError(f"{root}/{rel}: too many levels of symbolic links", "fix the links in ROOT")
+            link = os.readlink(path)
+            if link.startswith("/"):
+                done = []
+            pending += [part for part in reversed(link.split("/")) if part]
+            continue
+        done.append(name)
+    return os.path.join(root, *done)
+
+
+def make_dirs(path: str, track: Mounts) -> None:
+    """mkdir -p of a path `inside` gave (no links in it), each new directory noted for removal."""
+    if os.path.isdir(path):
+        return
+    make_dirs(os.path.dirname(path), track)
+    os.mkdir(path)
+    track.create(path)
+
+
 def resolv_conf_target(root: str, track: Mounts) -> str | None:
-    """Where the host's resolv.conf goes: ROOT/etc/resolv.conf, or where it points when it is a
-    symlink (absolute links taken inside ROOT, relative ones from ROOT/etc; nested links are not
-    followed, as in arch-chroot); an empty file is made there when nothing is."""
+    """Where the host's resolv.conf goes: where ROOT/etc/resolv.conf leads inside ROOT; an empty
+    file is made there when nothing is."""
     if not os.path.exists("/etc/resolv.conf"):
         return None
-    path = f"{root}/etc/resolv.conf"
-    if os.path.islink(path):
-        link = os.readlink(path)
-        path = f"{root}{link}" if link.startswith("/") else f"{root}/etc/{link}"
+    path = inside(root, "etc/resolv.conf")
     if os.path.isfile(path):
         return path
     if os.path.lexists(path):
-        return None                                   # a dangling nested link or a directory: leave it
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+        return None                                   # a directory or a device: leave it
+    make_dirs(os.path.dirname(path), track)
     with open(path, "x"):
         pass
-    track.created.append(path)
+    track.create(path)
     return path
 
 
 def setup(root: str, track: Mounts) -> None:
     if not mounts.is_mount_point(root):
         track.bind(root, root)
+    at = {}
     for sub in ("proc", "sys", "dev", "dev/pts", "run"):
-        os.makedirs(f"{root}/{sub}", exist_ok=True)
-    track.bind("/proc", f"{root}/proc")
-    track.bind("/sys", f"{root}/sys")
+        at[sub] = inside(root, sub)
+        make_dirs(at[sub], track)
+    track.bind("/proc", at["proc"])
+    track.bind("/sys", at["sys"])
     efivars = "/sys/firmware/efi/efivars"
-    if mounts.is_mount_point(efivars) and os.path.isdir(f"{root}{efivars}"):
-        track.bind(efivars, f"{root}{efivars}")
-    track.bind("/dev", f"{root}/dev")
-    track.bind("/dev/pts", f"{root}/dev/pts")
-    track.bind("/run", f"{root}/run", recursive=True)
+    if mounts.is_mount_point(efivars) and os.path.isdir(inside(root, efivars)):
+        track.bind(efivars, inside(root, efivars))
+    track.bind("/dev", at["dev"])
+    track.bind("/dev/pts", inside(root, "dev/pts"))
+    track.bind("/run", at["run"], recursive=True)
     resolv = resolv_conf_target(root, track)
     if resolv and not os.path.samefile(resolv, "/etc/resolv.conf"):
         track.bind("/etc/resolv.conf", resolv)
@@ -169,6 +275,7 @@ def recchroot(args: argparse.Namespace) -> int:
     if root == "/" or os.path.samefile(root, "/"):
         raise LevitateError(f"{args.root} is the running system's root", "give the new root, e.g. /mnt")
     command = args.command or default_command(root)
+    clean_stale()                                     # in the shared namespace, where it was left
     if not args.no_unshare and not private_namespace():
         print(f"{PROG}: warning: no private mount namespace here; mounting in the shared one "
               "(undone on exit)", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +28,12 @@ from .cli import run_tool
 PROG = "recfstab"
 TAGS = ("UUID", "LABEL", "PARTUUID", "PARTLABEL")
 BY_DIR = {"UUID": "by-uuid", "LABEL": "by-label", "PARTUUID": "by-partuuid", "PARTLABEL": "by-partlabel"}
-BLKID_KEY = {"UUID": "UUID", "LABEL": "LABEL", "PARTUUID": "PART_ENTRY_UUID", "PARTLABEL": "PART_ENTRY_NAME"}
+# `blkid -o udev`: the label and UUID keys ending in _ENC and ID_PART_ENTRY_NAME hold the value
+# \xHH-encoded, losslessly (util-linux misc-utils/blkid.c, print_udev_format: blkid_encode_string);
+# ID_PART_ENTRY_UUID is plain hex. The export format is not reversible: it writes a tab as ^I,
+# UTF-8 bytes as M-x, a space as `\ `.
+BLKID_KEY = {"UUID": "ID_FS_UUID_ENC", "LABEL": "ID_FS_LABEL_ENC", "PARTUUID": "ID_PART_ENTRY_UUID",
+             "PARTLABEL": "ID_PART_ENTRY_NAME"}
 # genfstab's lists (from util-linux's libmount and the fsck.* tools Arch ships).
 PSEUDO_FS = frozenset("""anon_inodefs autofs bdev binfmt_misc bpf cgroup cgroup2 configfs cpuset debugfs
 devfs devpts devtmpfs dlmfs efivarfs fuse.gvfs-fuse-daemon fusectl hugetlbfs mqueue nfsd none nsfs
@@ -86,11 +92,12 @@ class Tags:
     @staticmethod
     def _probe(device: str) -> dict[str, str]:
         try:
-            proc = subprocess.run(["blkid", "-o", "export", "-p", device], capture_output=True, text=True)
+            proc = subprocess.run(["blkid", "-o", "udev", "-p", device], capture_output=True, text=True,
+                                  errors="surrogateescape")
         except FileNotFoundError:
             return {}
         values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-        return {tag: values[key] for tag, key in BLKID_KEY.items() if values.get(key)}
+        return {tag: _udev_unescape(values[key]) for tag, key in BLKID_KEY.items() if values.get(key)}
 
     @staticmethod
     def _links(device: str) -> dict[str, str]:
@@ -110,19 +117,9 @@ class Tags:
 
 
 def _udev_unescape(name: str) -> str:
-    """udev writes unsafe characters of labels as \\xHH."""
-    out, i = [], 0
-    while i < len(name):
-        if name.startswith("\\x", i) and len(name) >= i + 4:
-            try:
-                out.append(chr(int(name[i + 2:i + 4], 16)))
-                i += 4
-                continue
-            except ValueError:
-                pass
-        out.append(name[i])
-        i += 1
-    return "".join(out)
+    """udev and blkid write unsafe bytes of labels as \\xHH (a byte each: UTF-8 comes back whole)."""
+    raw = os.fsencode(name)
+    return os.fsdecode(re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]), raw))
 
 
 def source_spec(device: str, tag: str, tags: Tags) -> tuple[str, str]:

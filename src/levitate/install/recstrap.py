@@ -13,7 +13,8 @@ Every check runs before anything is written, each with its own exit code:
     2   bad command line
     10  not running as root
     11  TARGET does not exist or is not a directory
-    12  TARGET is a system path (/, /usr, /etc, ...): refused even with --force
+    12  TARGET is, lies inside or holds a mount of a system path (/, /usr, /usr/share, /etc, ...):
+        refused even with --force
     13  TARGET is not writable (read-only filesystem)
     14  TARGET is not a mount point (mount the new root there first; --force skips this)
     15  TARGET is not empty, or holds an interrupted recstrap (--force redoes it)
@@ -55,6 +56,10 @@ IMAGE_CANDIDATES = (f"{MEDIA}/live/filesystem.erofs", f"{MEDIA}/live/filesystem.
 SYSTEM_PATHS = ("/", "/usr", "/etc", "/boot", "/efi", "/var", "/home", "/bin", "/sbin", "/lib", "/lib64",
                 "/lib32", "/libx32", "/opt", "/root", "/srv", "/run", "/proc", "/sys", "/dev", "/tmp",
                 "/usr/local", "/var/lib", "/var/log")
+# Trees nothing may be installed into, at any depth (/usr/share too); the others above are refused
+# as themselves only, as /mnt and /tmp/x lie inside / and /home/me/new inside /home.
+SYSTEM_TREES = ("/usr", "/etc", "/boot", "/efi", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+                "/proc", "/sys", "/dev", "/var/lib", "/var/log")
 MARKER = ".recstrap-incomplete"
 ALLOWED_IN_EMPTY = {"lost+found", MARKER}
 EROFS_MAGIC = (1024, bytes.fromhex("e2e1f5e0"))
@@ -118,6 +123,13 @@ def check_target(target: str, force: bool) -> str:
     if is_system_path(real):
         raise die(EXIT_SYSTEM_PATH, f"{target} is a system path ({real}): recstrap never writes there, "
                   "not even with --force", "mount the new root on an empty directory such as /mnt")
+    for entry in mounts.mounts_under(real):
+        if entry.target != real and is_system_path(entry.target):
+            inner = os.path.relpath(entry.target, real)
+            raise die(EXIT_SYSTEM_PATH, f"{target}/{inner} is a mount of a system path ({entry.fsroot} of "
+                      f"{entry.source}): recstrap never writes there, not even with --force",
+                      f"unmount it first (umount -R {entry.target}); a killed `recchroot --no-unshare` "
+                      "leaves such mounts, the next recchroot removes them")
     if os.statvfs(real).f_flag & os.ST_RDONLY or not os.access(real, os.W_OK):
         raise die(EXIT_NOT_WRITABLE, f"{target} is not writable (read-only filesystem?)",
                   f"mount it read-write: mount -o remount,rw {target}")
@@ -166,22 +178,51 @@ def plain_subtrees(target: str) -> tuple[str, ...]:
 
 
 def is_system_path(real: str) -> bool:
-    """`real` is one of the running system's own directories (by path or by inode: a bind mount of
-    / elsewhere is / too)."""
+    """`real` is one of the running system's own directories or lies inside one of its trees, by
+    device and inode, not by name: a bind mount of /usr elsewhere is /usr too, and a bind mount of
+    /usr/share lies inside it (its mount's root is below /usr's on the same filesystem)."""
     try:
         st = os.stat(real)
     except OSError:
         return False
-    for path in SYSTEM_PATHS:
-        if real == os.path.realpath(path):
+    own = {_identity(path): path for path in SYSTEM_PATHS}
+    own.pop(None, None)
+    if (st.st_dev, st.st_ino) in own or real in {os.path.realpath(path) for path in SYSTEM_PATHS}:
+        return True
+    trees = {_identity(path) for path in SYSTEM_TREES} - {None}
+    path = real
+    while path != "/":                          # the directories above it, as reached from here
+        path = os.path.dirname(path)
+        if _identity(path) in trees:
             return True
-        try:
-            other = os.stat(path)
-        except OSError:
-            continue
-        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
-            return True
+    table = mounts.mount_table()                # a bind mount's own root, as the kernel names it
+    device, inside = _in_filesystem(real, table)
+    for tree in SYSTEM_TREES:
+        if os.path.exists(tree):
+            tree_device, tree_inside = _in_filesystem(os.path.realpath(tree), table)
+            if tree_device == device and mounts.under(inside, tree_inside):
+                return True
     return False
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _in_filesystem(real: str, table: list[mounts.MountEntry]) -> tuple[str, str]:
+    """(device, path inside that filesystem) of a real path: from the mount it is on, the last
+    mounted at the longest target above it."""
+    best = None
+    for entry in table:
+        if mounts.under(real, entry.target) and (best is None or len(entry.target) >= len(best.target)):
+            best = entry
+    if best is None:
+        return "", real
+    return best.device, os.path.normpath(os.path.join(best.fsroot, os.path.relpath(real, best.target)))
 
 
 def find_image(given: str | None) -> str:
@@ -259,6 +300,18 @@ def check_space(target: str, plan: treecopy.Plan, force: bool) -> tuple[int, int
 
 def mib(n: int) -> str:
     return f"{n / (1 << 20):.0f} MiB"
+
+
+def create_marker(path: str) -> int:
+    """A fresh marker file: whatever is at its name (an earlier marker, or a planted symlink to a
+    file elsewhere) is removed, never followed, and O_EXCL|O_NOFOLLOW make sure of it."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise die(EXIT_NOT_EMPTY, f"{path} is a directory", f"remove it (rm -r {path})")
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
 
 # ---- the image mount ----
@@ -458,7 +511,7 @@ def recstrap(args: argparse.Namespace) -> int:
                 f"{mib(free)} free")
             return 0
         marker = os.path.join(target, MARKER)
-        with open(marker, "w") as f:
+        with os.fdopen(create_marker(marker), "w") as f:
             f.write(f"recstrap of {image.path} started {time.strftime('%Y-%m-%d %H:%M:%S')} (pid {os.getpid()})\n")
         say(f"installing {image.path} onto {args.target}: {mib(plan.data_bytes)} in {plan.entries} entries")
         start = time.monotonic()
