@@ -305,8 +305,10 @@ def copy_tree(source: str, target: str, plan: Plan, *, workers: int | None = Non
                     os._exit(1)
             pids.append(pid)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-        os.close(errw)
-        errw = -1
+        # Forget errw before closing it: a Ctrl-C landing between the two would otherwise make the
+        # finally close it again, and its EBADF would replace the KeyboardInterrupt.
+        errw, parent_end = -1, errw
+        os.close(parent_end)
         message = b""
         while True:                                        # EOF on the pipe: every worker has exited
             ready, _, _ = select.select([errr], [], [], 0.25)
