@@ -22,6 +22,7 @@ from pathlib import Path
 from .mapping import RpmEVR
 from .repack import Entry
 from .rpmspec import RpmPackage
+from .setup_pkg import PackageTree
 
 # ---------------------------------------------------------------------------------------------
 # The kernel: kernel (meta) -> kernel-core (vmlinuz, config, modules.* metadata) ->
@@ -139,7 +140,7 @@ def firmware_packages(by_name: dict[str, RpmPackage], work: Path) -> list[RpmPac
     microcode_ctl (intel-microcode) and the synthetic linux-firmware-whence and
     iwlwifi-mvm-firmware. Intel microcode stays uncompressed at /usr/lib/firmware/intel-ucode/
     (microcode_ctl ships it so); AMD's is .bin.xz as linux-firmware's install-xz leaves it."""
-    whence = _Tree(work / "linux-firmware-whence")
+    whence = PackageTree(work / "linux-firmware-whence")
     whence.file("/usr/share/licenses/linux-firmware/WHENCE",
                 "Sample set: the firmware comes from Debian's firmware-linux-free and amd64-microcode.\n")
     fw_evr = RpmEVR(None, "20250410", "1.el10_sample")
@@ -154,7 +155,7 @@ def firmware_packages(by_name: dict[str, RpmPackage], work: Path) -> list[RpmPac
         xz_firmware(p)
     intel = rename(by_name["intel-microcode"], "microcode_ctl", "CPU microcode updates for Intel x86 processors",
                    (FIRMWARE + "intel-ucode/",), arch="noarch", requires=[])
-    iwl = _Tree(work / "iwlwifi-mvm-firmware")
+    iwl = PackageTree(work / "iwlwifi-mvm-firmware")
     iwl.file(FIRMWARE + "iwlwifi-sample-mvm-1.ucode.xz",
              lzma.compress(b"LevitateOS sample: stands in for Intel MVM Wi-Fi firmware\n", check=lzma.CHECK_CRC32))
     return [
@@ -212,30 +213,7 @@ def add_sysusers_deps(packages: list[RpmPackage]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Synthetic packages
 
-class _Tree:
-    def __init__(self, root: Path):
-        self.root = root
-        self.entries: list[Entry] = []
-        root.mkdir(parents=True, exist_ok=True)
-
-    def dir(self, path: str, mode: int = 0o755) -> None:
-        (self.root / path[1:]).mkdir(parents=True, exist_ok=True)
-        self.entries.append(Entry(path, "dir", mode, "root", "root", path))
-
-    def file(self, path: str, data: str | bytes, mode: int = 0o644) -> None:
-        dest = self.root / path[1:]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data.encode() if isinstance(data, str) else data)
-        self.entries.append(Entry(path, "file", mode, "root", "root", path))
-
-    def link(self, path: str, target: str) -> None:
-        dest = self.root / path[1:]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(target, dest)
-        self.entries.append(Entry(path, "link", 0o777, "root", "root", path))
-
-
-def _synthetic(name: str, evr: RpmEVR, tree: _Tree, summary: str, **kw) -> RpmPackage:
+def _synthetic(name: str, evr: RpmEVR, tree: PackageTree, summary: str, **kw) -> RpmPackage:
     return RpmPackage(name=name, evr=evr, arch="noarch", summary=summary,
                       description=f"{summary}.\nBuilt for LevitateOS tests only.", tree=tree.root,
                       entries=tree.entries, license="Public Domain", **kw)
@@ -264,7 +242,7 @@ exit 1
 
 def make_dracut(work: Path) -> RpmPackage:
     """`dracut`, which kernel-core requires (initrd_prereq) and whose plugin must not run."""
-    tree = _Tree(work / "dracut")
+    tree = PackageTree(work / "dracut")
     tree.file(DRACUT_INSTALL, _DRACUT_PLUGIN.replace("BOGUS_TEXT", BOGUS_INITRD.decode().rstrip("\n")), 0o755)
     tree.file("/usr/bin/dracut", _DRACUT, 0o755)
     return _synthetic("dracut", RpmEVR(None, "105", "1.el10_sample"), tree,
@@ -305,7 +283,7 @@ def repo_file(key_path: str) -> str:
 
 
 def make_release(work: Path, key: bytes) -> RpmPackage:
-    tree = _Tree(work / RELEASE_NAME)
+    tree = PackageTree(work / RELEASE_NAME)
     tree.file("/etc/levitate-sample-release", "LevitateSample Linux release 10.0 (Sample)\n")
     tree.link("/etc/system-release", "levitate-sample-release")
     tree.link("/etc/redhat-release", "levitate-sample-release")
@@ -363,7 +341,7 @@ end
 def make_crypto_policies(work: Path) -> RpmPackage:
     """crypto-policies as Fedora/EL10 ship it: /etc/crypto-policies/config, state/ and the
     back-end links are %ghost, so they exist only after the Lua %post has run."""
-    tree = _Tree(work / "crypto-policies")
+    tree = PackageTree(work / "crypto-policies")
     ghost = {}
     for d in ("", "/back-ends", "/state", "/local.d", "/policies", "/policies/modules"):
         tree.dir(CRYPTO_ETC + d)

@@ -74,7 +74,9 @@ class ShippedPaths:
         return self.kinds.get(resolved) in ("file", "link")
 
 
-class _Tree:
+class PackageTree:
+    """The files of a synthetic package, written under `root` and listed as its entries."""
+
     def __init__(self, root: Path):
         self.root = root
         self.entries: list[Entry] = []
@@ -84,10 +86,10 @@ class _Tree:
         (self.root / path[1:]).mkdir(parents=True, exist_ok=True)
         self.entries.append(Entry(path, "dir", mode, "root", "root", path))
 
-    def file(self, path: str, text: str, mode: int = 0o644, group: str = "root") -> None:
+    def file(self, path: str, data: str | bytes, mode: int = 0o644, group: str = "root") -> None:
         dest = self.root / path[1:]
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(text)
+        dest.write_bytes(data.encode() if isinstance(data, str) else data)
         self.entries.append(Entry(path, "file", mode, "root", group, path))
 
     def link(self, path: str, target: str) -> None:
@@ -175,7 +177,7 @@ def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_mas
                nsswitch: str | None = None) -> tuple[RpmPackage, list[str]]:
     """The `setup` package and the log lines saying what it left out and why."""
     notes = []
-    tree = _Tree(work / "setup")
+    tree = PackageTree(work / "setup")
     for path, text in account_files(passwd_master, group_master).items():
         shadow = path in ("/etc/shadow", "/etc/gshadow")
         # Debian's modes (0640 root:shadow), not Rocky's 0000: Debian's chage and unix_chkpwd
@@ -222,7 +224,7 @@ def make_setup(work: Path, shipped: ShippedPaths, passwd_master: Path, group_mas
 
 def make_filesystem(work: Path, shipped: ShippedPaths) -> tuple[RpmPackage, list[str]]:
     notes = []
-    tree = _Tree(work / "filesystem")
+    tree = PackageTree(work / "filesystem")
     # filesystem.spec: `%dir %attr(555,root,root) /` -- the package owns the root directory.
     tree.dir("/", 0o555)
     for path, mode in FILESYSTEM_DIRS:
