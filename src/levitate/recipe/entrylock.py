@@ -14,12 +14,11 @@ file it locked, and starts over otherwise.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
 from ..util.errors import LevitateError
-from .transaction import LockedError
+from .transaction import LockedError, flock_or_refuse
 
 
 class EntryLock:
@@ -38,20 +37,13 @@ class EntryLock:
                 raise LevitateError(f"cannot lock {self.what}: {e.strerror}: {self.path}",
                                     "the directory must be writable by the user running recipe"
                                     ) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                os.close(fd)
-                raise LockedError(f"{self.what} is in use by another recipe operation (pid {holder})",
-                                  "wait for it to finish, then run the command again") from None
+            flock_or_refuse(fd, f"{self.what} is in use by another recipe operation",
+                            "wait for it to finish, then run the command again")
             try:
                 same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
                 same = False
             if same:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
                 self.fd = fd
                 return self
             os.close(fd)                    # unlinked by its holder meanwhile: take the new one

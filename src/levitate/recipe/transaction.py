@@ -61,6 +61,20 @@ def state_dir(prefix: Path) -> Path:
     return Path(prefix) / STATE_DIR
 
 
+def flock_or_refuse(fd: int, busy: str, hint: str) -> None:
+    """An exclusive flock on the lock file `fd` at once, then this process's pid written into it
+    for the next caller's message; if another holds it, close `fd` and raise LockedError saying
+    `busy (pid N)`."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise LockedError(f"{busy} (pid {holder})", hint) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
 class PrefixLock:
     """Exclusive use of a prefix for one recipe operation (released when the process ends)."""
 
@@ -77,15 +91,8 @@ class PrefixLock:
             raise LevitateError(f"cannot lock {self.prefix}: {e.strerror}",
                                 "run as a user who may write to the prefix, or pick another "
                                 "with --prefix") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise LockedError(f"another recipe operation is running on {self.prefix} (pid {holder})",
-                              "wait for it to finish; one operation per prefix at a time") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        flock_or_refuse(fd, f"another recipe operation is running on {self.prefix}",
+                        "wait for it to finish; one operation per prefix at a time")
         self.fd = fd
         recover(self.prefix)
         return self
