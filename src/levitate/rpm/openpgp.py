@@ -623,28 +623,21 @@ class Signature:
             algo, hash_algo = r.byte(), r.byte()
             left16 = r.take(2)
             sig = cls(3, sig_type, algo, hash_algo, hashed, left16, (), created, issuer_key_id=issuer)
-        elif version == 4:
-            sig_type, algo, hash_algo = r.byte(), r.byte(), r.byte()
-            hashed_len = r.uint(2)
-            hashed_area = r.take(hashed_len)
-            unhashed_area = r.take(r.uint(2))
-            left16 = r.take(2)
-            sig = cls(4, sig_type, algo, hash_algo, body[:6 + hashed_len], left16, ())
-            sig._subpackets(hashed_area, hashed=True)
-            sig._subpackets(unhashed_area, hashed=False)
-        elif version == 6:
-            # RFC 9580 section 5.2.3: 4-octet subpacket area lengths, and a salt before the
+        elif version in (4, 6):
+            # v6 (RFC 9580 section 5.2.3): 4-octet subpacket area lengths, and a salt before the
             # signature material, which is not read: a v6 signature is named, never checked.
+            width = 2 if version == 4 else 4
             sig_type, algo, hash_algo = r.byte(), r.byte(), r.byte()
-            hashed_len = r.uint(4)
+            hashed_len = r.uint(width)
             hashed_area = r.take(hashed_len)
-            unhashed_area = r.take(r.uint(4))
+            unhashed_area = r.take(r.uint(width))
             left16 = r.take(2)
-            r.take(r.byte())
-            sig = cls(6, sig_type, algo, hash_algo, body[:8 + hashed_len], left16, ())
+            sig = cls(version, sig_type, algo, hash_algo, body[:4 + width + hashed_len], left16, ())
             sig._subpackets(hashed_area, hashed=True)
             sig._subpackets(unhashed_area, hashed=False)
-            return sig
+            if version == 6:
+                r.take(r.byte())
+                return sig
         else:
             raise OpenPGPError(f"unsupported OpenPGP signature version {version}")
         if algo in RSA_ALGOS:
