@@ -568,6 +568,19 @@ def mini_root(tmp_path) -> Path:
     return root
 
 
+def start_recchroot(root: Path, *options: str) -> subprocess.Popen:
+    """recchroot running a shell in `root` that waits, once it has touched /ready inside."""
+    proc = subprocess.Popen([sys.executable, "-m", "levitate.install.recchroot", *options, str(root),
+                             "/bin/sh", "-c", "touch /ready; exec sleep 60"], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (root / "ready").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return proc
+
+
 def test_recchroot_refuses_missing_and_slash(tmp_path):
     for root, fragment in ((tmp_path / "missing", "does not exist"), ("/", "running system's root")):
         proc = tool("recchroot", root, "true")
@@ -600,14 +613,7 @@ def test_recchroot_ctrl_c_and_failure_unmount(mini_root, mode):
     assert failing.returncode == 127
     one_error_line(failing, "recchroot", "not found")
     assert mounted_under(mini_root) == []
-    proc = subprocess.Popen([sys.executable, "-m", "levitate.install.recchroot", *mode, str(mini_root),
-                             "/bin/sh", "-c", "touch /ready; exec sleep 60"], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (mini_root / "ready").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    proc = start_recchroot(mini_root, *mode)
     if mode:                                  # the shared namespace: the host sees the mounts while it runs
         assert str(mini_root / "proc") in mounted_under(mini_root)
     else:
@@ -669,14 +675,7 @@ def test_recchroot_bind_targets_stay_inside_root(tmp_path, mini_root, mode, link
              cheats=["unmounting by name whatever is under ROOT, including the user's own mounts"],
              consequence="the host's /dev, /proc and /run stay bound under /mnt; `umount /mnt` fails")
 def test_recchroot_cleans_up_after_a_killed_no_unshare(mini_root, cleanup_mounts):
-    proc = subprocess.Popen([sys.executable, "-m", "levitate.install.recchroot", "--no-unshare", str(mini_root),
-                             "/bin/sh", "-c", "touch /ready; exec sleep 60"], start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (mini_root / "ready").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    proc = start_recchroot(mini_root, "--no-unshare")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert str(mini_root / "proc") in mounted_under(mini_root)
