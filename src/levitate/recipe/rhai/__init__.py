@@ -9,7 +9,7 @@ See docs/rhai.md for the supported language, the deviations from Rhai and the ho
 from .errors import RhaiError, RhaiSyntaxError
 
 # The engine (compiler, runtime) loads on first use: `recipe list` only needs the parser.
-_LAZY = {"AST": "engine", "Engine": "engine", "FnInfo": "engine", "Limits": "engine",
+_LAZY = {"AST": "engine", "Engine": "engine", "FnInfo": "engine", "Limits": "limits",
          "NativeContext": "runtime", "Scope": "runtime", "Char": "values", "FnPtr": "values",
          "RhaiRange": "values"}
 

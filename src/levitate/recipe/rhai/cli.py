@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .engine import Engine, Limits
+from .engine import Engine
 from .errors import RhaiError
+from .limits import Limits
 from .values import to_debug, to_rhai
 
 

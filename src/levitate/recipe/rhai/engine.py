@@ -26,9 +26,10 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from . import ops, stdlib
+from . import stdlib
 from .compiler import compile_script
 from .errors import RhaiError, RhaiSyntaxError, host_error
+from .limits import Limits, set_current
 from .parser import parse
 from .runtime import (Instance, Module, Program, RunState, Scope, build_module, convert,
                       locate, module_path)
@@ -39,25 +40,6 @@ ENGINE_VERSION = "rhai-py-1"
 _CACHE: dict = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX = 256
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Safety limits; 0 means unlimited (as in Rhai)."""
-    max_operations: int = 0        # loop iterations and calls weighted by statement count
-    max_call_levels: int = 64      # nested function calls
-    max_expr_depth: int = 64       # nesting of expressions and blocks, checked when parsing
-    max_string_size: int = 0       # characters
-    max_array_size: int = 0        # elements
-    max_map_size: int = 0          # properties
-    max_modules: int = 0           # imports per run
-
-    @classmethod
-    def sandbox(cls) -> "Limits":
-        """Reasonable limits for running recipes."""
-        return cls(max_operations=50_000_000, max_call_levels=64, max_expr_depth=64,
-                   max_string_size=16 * 1024 * 1024, max_array_size=1_000_000,
-                   max_map_size=100_000, max_modules=64)
 
 
 class HostFn:
@@ -362,8 +344,7 @@ class Engine:
     def _guard(self, fn, inst):
         """Run `fn` with this engine's limits in force; every exception becomes a located
         RhaiError."""
-        old = ops.set_limits(ops.Limits(self.limits.max_string_size,
-                                        self.limits.max_array_size, self.limits.max_map_size))
+        old = set_current(self.limits)
         old_rec = sys.getrecursionlimit()
         need = 2000 + 12 * (self.limits.max_call_levels or 1000)
         if need > old_rec:
@@ -380,7 +361,7 @@ class Engine:
             cause = err.__cause__
             raise err.with_traceback(None) from cause
         finally:
-            ops.set_limits(old)
+            set_current(old)
             if need > old_rec:
                 sys.setrecursionlimit(old_rec)
 
@@ -506,4 +487,4 @@ def _wrap_host(name: str, fn):
     return host
 
 
-__all__ = ["Engine", "Limits", "AST", "Scope", "FnInfo"]
+__all__ = ["Engine", "AST", "Scope", "FnInfo"]

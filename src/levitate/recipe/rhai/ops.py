@@ -17,72 +17,31 @@ else, so these are the reference semantics:
 from __future__ import annotations
 
 import math
-import threading
 
-from . import values as _values
 from .errors import RhaiError
+from .limits import current, too_large
 from .values import (INT_MAX, INT_MIN, Char, FnPtr, RhaiRange, copy_value, to_string,
                      type_name)
 
 _MASK64 = (1 << 64) - 1
 
 
-class Limits:
-    """Data-size limits consulted by the slow paths (0 = unlimited)."""
-    __slots__ = ("max_string_size", "max_array_size", "max_map_size")
-
-    def __init__(self, max_string_size=0, max_array_size=0, max_map_size=0):
-        self.max_string_size = max_string_size
-        self.max_array_size = max_array_size
-        self.max_map_size = max_map_size
-
-
-_DEFAULT = Limits()
-_TLS = threading.local()
-
-
-def limits() -> Limits:
-    """The data-size limits of the engine running on this thread."""
-    return getattr(_TLS, "cur", _DEFAULT)
-
-
-def set_limits(new: Limits) -> Limits:
-    old = getattr(_TLS, "cur", _DEFAULT)
-    _TLS.cur = new
-    return old
-
-
-def too_large(what: str) -> RhaiError:
-    return RhaiError("ErrorDataTooLarge", f"{what} too large", fields={"type": what},
-                     hint="the engine's data size limits stop runaway scripts")
-
-
-def _nested_limits() -> tuple[int, int]:
-    cur = limits()
-    return cur.max_array_size, cur.max_map_size
-
-
-# copying nested data (values.copy_value) counts against these limits
-_values.nested_limits = _nested_limits
-_values.data_too_large = too_large
-
-
 def chk_str(s):
-    m = limits().max_string_size
+    m = current().max_string_size
     if m and len(s) > m:
         raise too_large("Length of string")
     return s
 
 
 def chk_arr(a):
-    m = limits().max_array_size
+    m = current().max_array_size
     if m and len(a) > m:
         raise too_large("Size of array")
     return a
 
 
 def chk_map(d):
-    m = limits().max_map_size
+    m = current().max_map_size
     if m and len(d) > m:
         raise too_large("Size of object map")
     return d
@@ -151,7 +110,7 @@ def add(a, b):
     if _is_str(ta):
         if _is_str(tb):
             r = a + b
-            return chk_str(r) if limits().max_string_size else r
+            return chk_str(r) if current().max_string_size else r
         if b is None:
             return str(a)
         if ta is str and tb is not list:
@@ -536,7 +495,7 @@ def index_set(obj, i, v):
     if t is dict:
         if _is_str(type(i)):
             obj[str(i)] = v
-            if limits().max_map_size:
+            if current().max_map_size:
                 chk_map(obj)
             return obj
         raise _idx_type(obj, i)
@@ -572,7 +531,7 @@ def index_set(obj, i, v):
 def prop_set(obj, name, v, setters=None):
     if type(obj) is dict:
         obj[name] = v
-        if limits().max_map_size:
+        if current().max_map_size:
             chk_map(obj)
         return obj
     if setters:

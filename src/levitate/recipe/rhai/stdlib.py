@@ -24,10 +24,11 @@ import json
 import math
 
 from .errors import RhaiError
-from .ops import (INT_MAX, INT_MIN, chk_arr, chk_str, eq, lt, mismatch, not_found,
-                  too_large)
 from . import ops
-from .values import Cell, Char, FnPtr, RhaiRange, copy_value, to_debug, to_string, type_name
+from .limits import current, too_large
+from .ops import chk_arr, chk_str, eq, lt, mismatch, not_found
+from .values import (INT_MAX, INT_MIN, Cell, Char, FnPtr, RhaiRange, copy_value, to_debug,
+                     to_string, type_name)
 
 
 class Native:
@@ -240,7 +241,7 @@ def _to_int(v):
         return v
     if t is float:
         if v != v or math.isinf(v) or not INT_MIN <= math.trunc(v) <= INT_MAX:
-            raise RhaiError("ErrorArithmetic", f"Integer overflow: to_int({ops.to_string(v)})")
+            raise RhaiError("ErrorArithmetic", f"Integer overflow: to_int({to_string(v)})")
         return math.trunc(v)
     if t is Char:
         return ord(v)
@@ -714,7 +715,7 @@ def _pad(s, n, fill):
     if type(n) is not int:
         raise not_found("pad", s, n, fill)
     if type(s) is str and _is_str(fill):
-        m = ops.limits().max_string_size
+        m = current().max_string_size
         if m and n > m:
             raise too_large("Length of string")
         cur = len(s)
@@ -724,7 +725,7 @@ def _pad(s, n, fill):
         reps = fill * (need // len(fill) + 1)
         return s + reps[:need], None
     if type(s) is list:
-        m = ops.limits().max_array_size
+        m = current().max_array_size
         if m and n > m:
             raise too_large("Size of array")
         while len(s) < n:
@@ -905,7 +906,7 @@ def _is_alpha(c):
 def _push(a, x):
     if type(a) is list:
         a.append(copy_value(x))
-        m = ops.limits().max_array_size
+        m = current().max_array_size
         if m and len(a) > m:
             raise too_large("Size of array")
         return None

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from .errors import RhaiError
+from .limits import current, too_large
+
 INT_MIN = -(1 << 63)
 INT_MAX = (1 << 63) - 1
 
@@ -51,13 +54,11 @@ class _Unbound:
 
     @property
     def v(self):
-        from .errors import RhaiError
         raise RhaiError("ErrorUnboundThis", "'this' not bound",
                         hint="call the function in method style: value.function(...)")
 
     @v.setter
     def v(self, value):
-        from .errors import RhaiError
         raise RhaiError("ErrorUnboundThis", "'this' not bound",
                         hint="call the function in method style: value.function(...)")
 
@@ -256,11 +257,11 @@ def copy_value(v):
     if t is list:
         if _MUTABLE.isdisjoint(map(type, v)):
             return v[:]
-        return _copy_nested(v, [0, 0, *nested_limits()])
+        return _copy_nested(v, [0, 0, *_nested_limits()])
     if t is dict:
         if _MUTABLE.isdisjoint(map(type, v.values())):
             return v.copy()
-        return _copy_nested(v, [0, 0, *nested_limits()])
+        return _copy_nested(v, [0, 0, *_nested_limits()])
     return v
 
 
@@ -269,22 +270,18 @@ def _copy_nested(v, count):
     if type(v) is list:
         count[0] += len(v)
         if count[2] and count[0] > count[2]:
-            raise data_too_large("Size of array")
+            raise too_large("Size of array")
         return [_copy_nested(x, count) if type(x) in _MUTABLE else x for x in v]
     count[1] += len(v)
     if count[3] and count[1] > count[3]:
-        raise data_too_large("Size of object map")
+        raise too_large("Size of object map")
     return {k: (_copy_nested(x, count) if type(x) in _MUTABLE else x) for k, x in v.items()}
 
 
-def nested_limits() -> tuple[int, int]:
-    """(max array size, max map size) of the running engine; replaced by `ops`."""
-    return (0, 0)
-
-
-def data_too_large(what: str) -> Exception:
-    """The error for a limit hit while copying; replaced by `ops` (which owns the limits)."""
-    return MemoryError(f"{what} too large")
+def _nested_limits() -> tuple[int, int]:
+    """(max array size, max map size) of the running engine."""
+    limits = current()
+    return limits.max_array_size, limits.max_map_size
 
 
 _MUTABLE = frozenset({list, dict})
@@ -294,7 +291,6 @@ _MUTABLE = frozenset({list, dict})
 
 def to_rhai(v, *, _path: str = "value"):
     """Convert a Python value from host code into a Rhai value."""
-    from .errors import RhaiError
     t = type(v)
     if v is None or t is bool or t is float or t is str or t is Char or t is FnPtr \
             or t is RhaiRange:
