@@ -23,11 +23,11 @@ import functools
 import json
 import math
 
-from .errors import RhaiError
-from . import ops
-from .limits import current, too_large
-from .ops import chk_arr, chk_str, eq, lt, mismatch, not_found
-from .values import (INT_MAX, INT_MIN, Cell, Char, FnPtr, RhaiRange, copy_value, to_debug,
+from ..errors import RhaiError
+from .. import ops
+from ..limits import current, too_large
+from ..ops import chk_arr, chk_str, eq, lt, mismatch, not_found
+from ..values import (INT_MAX, INT_MIN, Cell, Char, FnPtr, RhaiRange, copy_value, to_debug,
                      to_string, type_name)
 
 
@@ -1341,7 +1341,7 @@ def _parse_json(s):
     except ValueError as e:
         raise RhaiError("ErrorRuntime", f"invalid JSON: {e}", value=f"invalid JSON: {e}") \
             from None
-    from .values import to_rhai
+    from ..values import to_rhai
     return to_rhai(v)
 
 
