@@ -22,9 +22,9 @@ may read (None for nested calls: Rhai functions do not see the caller's variable
 
 from __future__ import annotations
 
-import ast as P
+import ast as P  # Python's syntax tree: what the compiler builds
 
-from . import ast as A
+from . import ast as A  # Rhai's syntax tree: what it reads
 from .errors import RhaiSyntaxError
 from .places import FreePlace, IndexPlace, PropPlace, ThisPlace, VarPlace
 from .resolver import (ARITH, _has_break_value, _is_place, check_function, find_captured,
@@ -75,7 +75,7 @@ class FnState:
         self.ints = ints            # decl keys that only hold integers
         self.hot = True             # inline fast paths (loops, recursion, closures)
         self.captures: list[tuple[VarInfo, VarInfo]] = []  # (outer var, local cell param)
-        self.n = 0
+        self.serial = 0
         self.loops: list[LoopCtx] = []
         self.catch_vars: list[str] = []
         self.top_vars: list[tuple] = []
@@ -112,11 +112,11 @@ class Compiler:
         self.info.ops_check = ops_check
         self.info.limits_check = limits_check
         self.defs: list[P.stmt] = []
-        self.L = 1
-        self.C = 1
+        self.line = 1
+        self.col = 1
         self.out: list[P.stmt] = []
-        self.st: FnState | None = None
-        self.n_anon = 0
+        self.fn_state: FnState | None = None
+        self.anon_count = 0
         self.fns: dict[tuple[str, int], A.FnDef] = {}
         self.fn_py: dict[tuple[str, int], str] = {}
         for f in script.functions:
@@ -128,22 +128,22 @@ class Compiler:
     # ====================================================================================
     # node construction helpers (every node gets the current Rhai position)
     # ====================================================================================
-    def _p(self, node):
+    def located(self, node):
         # end positions are optional for compile(); the runtime only reads line and column
-        node.lineno = self.L
-        node.col_offset = self.C
+        node.lineno = self.line
+        node.col_offset = self.col
         return node
 
     def name(self, id):
         n = P.Name(id, LOAD)
-        n.lineno = self.L
-        n.col_offset = self.C
+        n.lineno = self.line
+        n.col_offset = self.col
         return n
 
-    def sname(self, id):
+    def store_name(self, id):
         n = P.Name(id, STORE)
-        n.lineno = self.L
-        n.col_offset = self.C
+        n.lineno = self.line
+        n.col_offset = self.col
         return n
 
     def const(self, v):
@@ -151,44 +151,44 @@ class Compiler:
             gname = f"_ch{ord(v)}"
             self.info.chars[gname] = str(v)
             return self.name(gname)
-        return self._p(P.Constant(value=v))
+        return self.located(P.Constant(value=v))
 
     def call(self, fn, args, keywords=None):
         if type(fn) is str:
             fn = P.Name(fn, LOAD)
-            fn.lineno = self.L
-            fn.col_offset = self.C
+            fn.lineno = self.line
+            fn.col_offset = self.col
         n = P.Call(fn, list(args), keywords or [])
-        n.lineno = self.L
-        n.col_offset = self.C
+        n.lineno = self.line
+        n.col_offset = self.col
         return n
 
     def attr(self, value, attr, store=False):
-        return self._p(P.Attribute(value=value, attr=attr, ctx=STORE if store else LOAD))
+        return self.located(P.Attribute(value=value, attr=attr, ctx=STORE if store else LOAD))
 
     def ifexp(self, test, body, orelse):
-        return self._p(P.IfExp(test=test, body=body, orelse=orelse))
+        return self.located(P.IfExp(test=test, body=body, orelse=orelse))
 
     def cmp(self, left, ops, comps):
-        return self._p(P.Compare(left=left, ops=[o() for o in ops], comparators=list(comps)))
+        return self.located(P.Compare(left=left, ops=[o() for o in ops], comparators=list(comps)))
 
     def band(self, *values):
         vals = [v for v in values if v is not None]
         if len(vals) == 1:
             return vals[0]
-        return self._p(P.BoolOp(op=P.And(), values=vals))
+        return self.located(P.BoolOp(op=P.And(), values=vals))
 
     def bor(self, *values):
-        return self._p(P.BoolOp(op=P.Or(), values=list(values)))
+        return self.located(P.BoolOp(op=P.Or(), values=list(values)))
 
     def binop(self, left, op, right):
-        return self._p(P.BinOp(left=left, op=op(), right=right))
+        return self.located(P.BinOp(left=left, op=op(), right=right))
 
     def unop(self, op, v):
-        return self._p(P.UnaryOp(op=op(), operand=v))
+        return self.located(P.UnaryOp(op=op(), operand=v))
 
     def walrus(self, tname, value):
-        return self._p(P.NamedExpr(target=self.sname(tname), value=value))
+        return self.located(P.NamedExpr(target=self.store_name(tname), value=value))
 
     def typeof(self, e):
         return self.call("type", [e])
@@ -198,28 +198,28 @@ class Compiler:
 
     def assign(self, target, value):
         if isinstance(target, str):
-            target = self.sname(target)
-        return self._p(P.Assign(targets=[target], value=value))
+            target = self.store_name(target)
+        return self.located(P.Assign(targets=[target], value=value))
 
     def stmt_expr(self, value):
-        return self._p(P.Expr(value=value))
+        return self.located(P.Expr(value=value))
 
     def hot(self) -> bool:
         """Inline the fast paths here? (loops, recursive functions, closures): elsewhere
         compact helper calls keep the code small and quick to compile."""
-        return self.st.hot or bool(self.st.loops)
+        return self.fn_state.hot or bool(self.fn_state.loops)
 
     def emit(self, *stmts):
         self.out.extend(stmts)
 
     def tmp(self) -> str:
-        self.st.n += 1
-        return f"_t{self.st.n}"
+        self.fn_state.serial += 1
+        return f"_t{self.fn_state.serial}"
 
     def at(self, node):
-        old = (self.L, self.C)
+        old = (self.line, self.col)
         if node.line:
-            self.L, self.C = node.line, node.col
+            self.line, self.col = node.line, node.col
         return old
 
     def error(self, message, node, hint=None):
@@ -241,49 +241,49 @@ class Compiler:
     # scopes
     # ====================================================================================
     def declare(self, name, decl_node, const=False, kind="local", prefix="v"):
-        st = self.st
-        st.n += 1
-        py = f"{prefix}_{name}_{st.n}"
+        fn_state = self.fn_state
+        fn_state.serial += 1
+        py = f"{prefix}_{name}_{fn_state.serial}"
         if kind == "local":
             self.info.var_names.add(name)
-            if st.kind == "main" and len(st.scopes) == 1:
+            if fn_state.kind == "main" and len(fn_state.scopes) == 1:
                 self.info.top_names.add(name)
         key = (id(decl_node), name)
-        cell = key in st.captured
-        vi = VarInfo(name, py, const=const, cell=cell, kind=kind,
-                     int=(not cell and kind == "local" and key in st.ints))
-        st.scopes[-1][name if kind == "local" else "::" + name] = vi
-        return vi
+        cell = key in fn_state.captured
+        var = VarInfo(name, py, const=const, cell=cell, kind=kind,
+                     int=(not cell and kind == "local" and key in fn_state.ints))
+        fn_state.scopes[-1][name if kind == "local" else "::" + name] = var
+        return var
 
-    def lookup(self, name, st=None, key=None):
-        st = st or self.st
+    def lookup(self, name, fn_state=None, key=None):
+        fn_state = fn_state or self.fn_state
         key = key or name
-        for s in reversed(st.scopes):
+        for s in reversed(fn_state.scopes):
             v = s.get(key)
             if v is not None:
                 return v
-        if st.kind == "closure" and st.parent is not None:
-            outer = self.lookup(name, st.parent, key)
+        if fn_state.kind == "closure" and fn_state.parent is not None:
+            outer = self.lookup(name, fn_state.parent, key)
             if outer is None:
                 return None
             if outer.kind == "module":
-                return outer_module_capture(self, st, outer, key)
+                return outer_module_capture(self, fn_state, outer, key)
             # capture: the outer variable is a cell; the closure gets it as a parameter
-            st.n += 1
-            local = VarInfo(name, f"c_{name}_{st.n}", const=outer.const, cell=True)
-            st.captures.append((outer, local))
-            st.scopes[0][key] = local
+            fn_state.serial += 1
+            local = VarInfo(name, f"c_{name}_{fn_state.serial}", const=outer.const, cell=True)
+            fn_state.captures.append((outer, local))
+            fn_state.scopes[0][key] = local
             return local
         return None
 
-    def load_var(self, vi: VarInfo):
-        n = self.name(vi.py)
-        return self.attr(n, "v") if vi.cell else n
+    def load_var(self, var: VarInfo):
+        n = self.name(var.py)
+        return self.attr(n, "v") if var.cell else n
 
-    def store_var(self, vi: VarInfo, value):
-        if vi.cell:
-            return self.assign(self.attr(self.name(vi.py), "v", store=True), value)
-        return self.assign(vi.py, value)
+    def store_var(self, var: VarInfo, value):
+        if var.cell:
+            return self.assign(self.attr(self.name(var.py), "v", store=True), value)
+        return self.assign(var.py, value)
 
     # ====================================================================================
     # entry point
@@ -322,39 +322,39 @@ class Compiler:
         body = A.Block(script.stmts)
         captured = find_captured({}, body) if script.has_closure else frozenset()
         hot = [False]
-        st = FnState("main", _MAIN, captured=captured,
+        fn_state = FnState("main", _MAIN, captured=captured,
                      ints=infer_ints({}, body, MUT_NAMES, self.fn_by_name, hot))
-        st.hot = False
-        self.st = st
+        fn_state.hot = False
+        self.fn_state = fn_state
         self.out = []
-        self.L, self.C = 1, 1
+        self.line, self.col = 1, 1
         body = self.out
         self.block_value_stmts(script.stmts, self.return_sink, new_scope=False)
         # export top-level variables to the scope, and module exports
-        self.L, self.C = 1, 1
+        self.line, self.col = 1, 1
         fin = [self.stmt_expr(self.call("_export_scope", [
             self.name("_e"), self.call("locals", []),
-            self.const(tuple(st.top_vars))]))]
-        if st.exports or st.submodules:
+            self.const(tuple(fn_state.top_vars))]))]
+        if fn_state.exports or fn_state.submodules:
             fin.append(self.stmt_expr(self.call("_export_module", [
-                self.call("locals", []), self.const(tuple(st.exports)),
-                self.const(tuple(st.submodules))])))
-        tryst = self._p(P.Try(body=body or [self._p(P.Pass())], handlers=[], orelse=[],
+                self.call("locals", []), self.const(tuple(fn_state.exports)),
+                self.const(tuple(fn_state.submodules))])))
+        guarded = self.located(P.Try(body=body or [self.located(P.Pass())], handlers=[], orelse=[],
                               finalbody=fin))
         self.info.fn_names[_MAIN] = "<main>"
-        return self.fndef(_MAIN, ["_d", "_e", "_t"], [tryst])
+        return self.fndef(_MAIN, ["_d", "_e", "_t"], [guarded])
 
     def fndef(self, name, params, body):
-        args = P.arguments(posonlyargs=[], args=[self._p(P.arg(arg=p, annotation=None))
+        args = P.arguments(posonlyargs=[], args=[self.located(P.arg(arg=p, annotation=None))
                                                   for p in params], vararg=None,
                            kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
-        return self._p(P.FunctionDef(name=name, args=args, body=body, decorator_list=[],
+        return self.located(P.FunctionDef(name=name, args=args, body=body, decorator_list=[],
                                      returns=None, type_comment=None))
 
     def prologue(self, weight: int):
         out = []
         # if _d > _MAXD: _overflow(_d)
-        out.append(self._p(P.If(test=self.cmp(self.name("_d"), [P.Gt], [self.name("_MAXD")]),
+        out.append(self.located(P.If(test=self.cmp(self.name("_d"), [P.Gt], [self.name("_MAXD")]),
                                 body=[self.stmt_expr(self.call("_overflow", [self.name("_d")]))],
                                 orelse=[])))
         if self.ops_check:
@@ -363,9 +363,9 @@ class Compiler:
 
     def tick(self, weight: int):
         s = self.name("_S")
-        aug = self._p(P.AugAssign(target=self.attr(s, "ops", store=True), op=P.Add(),
+        aug = self.located(P.AugAssign(target=self.attr(s, "ops", store=True), op=P.Add(),
                                   value=self.const(max(1, weight))))
-        chk = self._p(P.If(test=self.cmp(self.attr(self.name("_S"), "ops"), [P.Gt],
+        chk = self.located(P.If(test=self.cmp(self.attr(self.name("_S"), "ops"), [P.Gt],
                                          [self.name("_MAXOPS")]),
                            body=[self.stmt_expr(self.call("_too_many_ops", []))], orelse=[]))
         return [aug, chk]
@@ -374,25 +374,25 @@ class Compiler:
         params_decl = {p: (id(f), p) for p in f.params}
         captured = find_captured(params_decl, f.body) if f.has_closure else frozenset()
         hot = [False]
-        st = FnState("fn", f.name, captured=captured,
+        fn_state = FnState("fn", f.name, captured=captured,
                      ints=infer_ints(params_decl, f.body, MUT_NAMES, self.fn_by_name, hot))
-        st.hot = hot[0]
-        self.st = st
+        fn_state.hot = hot[0]
+        self.fn_state = fn_state
         self.out = []
         old = self.at(f)
         pyparams = ["_d", "_e", "_t"]
         pre = []
         for p in f.params:
-            vi = self.declare(p, f)
-            pyparams.append(vi.py)
-            if vi.cell:
-                pre.append(self.assign(vi.py, self.call("_Cell", [self.name(vi.py)])))
+            var = self.declare(p, f)
+            pyparams.append(var.py)
+            if var.cell:
+                pre.append(self.assign(var.py, self.call("_Cell", [self.name(var.py)])))
         self.out.extend(self.prologue(len(f.body.stmts)))
         self.out.extend(pre)
         self.block_value(f.body, self.return_sink)
         body = self.out
-        self.L, self.C = old
-        self.L, self.C = f.line, f.col
+        self.line, self.col = old
+        self.line, self.col = f.line, f.col
         d = self.fndef(self.fn_py[(f.name, len(f.params))], pyparams, body)
         return d
 
@@ -400,7 +400,7 @@ class Compiler:
     # sinks: where the value of a block goes
     # ====================================================================================
     def return_sink(self, value):
-        self.emit(self._p(P.Return(value=value)))
+        self.emit(self.located(P.Return(value=value)))
 
     def assign_sink(self, tname):
         def sink(value):
@@ -415,19 +415,19 @@ class Compiler:
     # blocks and statements
     # ====================================================================================
     def block(self, block: A.Block):
-        self.st.scopes.append({})
+        self.fn_state.scopes.append({})
         for s in block.stmts:
             self.stmt(s)
-        self.st.scopes.pop()
+        self.fn_state.scopes.pop()
 
     def block_value(self, block: A.Block, sink):
         old = self.at(block)
         self.block_value_stmts(block.stmts, sink)
-        self.L, self.C = old
+        self.line, self.col = old
 
     def block_value_stmts(self, stmts, sink, new_scope=True):
         if new_scope:
-            self.st.scopes.append({})
+            self.fn_state.scopes.append({})
         for s in stmts[:-1]:
             self.stmt(s)
         if stmts:
@@ -435,7 +435,7 @@ class Compiler:
         else:
             sink(self.const(None))
         if new_scope:
-            self.st.scopes.pop()
+            self.fn_state.scopes.pop()
 
     def stmt_value(self, s, sink):
         """Compile the last statement of a block, sending its value to `sink`."""
@@ -471,7 +471,7 @@ class Compiler:
             self.stmt(s)
             if sink is not self.discard_sink:
                 sink(self.const(None))
-        self.L, self.C = old
+        self.line, self.col = old
 
     def stmt(self, s):
         old = self.at(s)
@@ -506,11 +506,11 @@ class Compiler:
         elif t is A.Break:
             self.break_stmt(s)
         elif t is A.Continue:
-            self.emit(self._p(P.Continue()))
+            self.emit(self.located(P.Continue()))
         elif t is A.Return:
             v = self.const(None) if s.value is None else self.cp_if_place(
                 s.value, self.expr(s.value), returning=True)
-            self.emit(self._p(P.Return(value=v)))
+            self.emit(self.located(P.Return(value=v)))
         elif t is A.Throw:
             self.throw_stmt(s)
         elif t is A.TryCatch:
@@ -523,108 +523,110 @@ class Compiler:
             pass  # compiled separately
         else:  # pragma: no cover
             raise self.error(f"cannot compile statement {t.__name__}", s)
-        self.L, self.C = old
+        self.line, self.col = old
 
     def let_stmt(self, s: A.Let):
         if s.value is None:
             v = self.const(None)
         else:
             v = self.cp_if_place(s.value, self.expr(s.value))
-        st = self.st
-        vi = self.declare(s.name, s, const=s.const)
-        if vi.cell:
+        fn_state = self.fn_state
+        var = self.declare(s.name, s, const=s.const)
+        if var.cell:
             v = self.call("_Cell", [v])
-        self.emit(self.assign(vi.py, v))
-        if st.kind == "main" and len(st.scopes) == 1:
-            st.top_vars.append((s.name, vi.py, s.const, vi.cell))
+        self.emit(self.assign(var.py, v))
+        if fn_state.kind == "main" and len(fn_state.scopes) == 1:
+            fn_state.top_vars.append((s.name, var.py, s.const, var.cell))
             if s.const:
-                self.emit(self.assign(self._p(P.Subscript(value=self.name("_G"),
+                self.emit(self.assign(self.located(P.Subscript(value=self.name("_G"),
                                                           slice=self.const(s.name), ctx=STORE)),
-                                      self.load_var(vi)))
+                                      self.load_var(var)))
             if s.export:
-                st.exports.append((vi.py, s.name, vi.cell))
+                fn_state.exports.append((var.py, s.name, var.cell))
         elif s.export:
             raise self.error("'export' is only allowed at global level", s)
 
     def export_stmt(self, s: A.Export):
-        st = self.st
+        fn_state = self.fn_state
         for name, alias, line, col in s.names:
-            vi = st.scopes[0].get(name) if st.kind == "main" else None
-            if vi is None or len(st.scopes) != 1:
+            var = fn_state.scopes[0].get(name) if fn_state.kind == "main" else None
+            if var is None or len(fn_state.scopes) != 1:
                 raise RhaiSyntaxError(f"cannot export '{name}': it is not a variable defined at "
                                       "global level", line, col,
                                       source_name=self.script.source_name,
                                       source=self.script.source)
-            st.exports.append((vi.py, alias, vi.cell))
+            fn_state.exports.append((var.py, alias, var.cell))
 
     def import_stmt(self, s: A.Import):
         path = self.expr(s.path)
         old = self.at(s.path)
         m = self.call("_import", [self.name("_d"), path])
-        self.L, self.C = old
+        self.line, self.col = old
         if s.alias is None:
             self.emit(self.stmt_expr(m))
             return
-        vi = self.declare(s.alias, s, kind="module", prefix="m")
-        self.emit(self.assign(vi.py, m))
-        st = self.st
-        if st.kind == "main" and len(st.scopes) == 1:
-            st.submodules.append((vi.py, s.alias))
+        var = self.declare(s.alias, s, kind="module", prefix="m")
+        self.emit(self.assign(var.py, m))
+        fn_state = self.fn_state
+        if fn_state.kind == "main" and len(fn_state.scopes) == 1:
+            fn_state.submodules.append((var.py, s.alias))
             self.emit(self.stmt_expr(self.call("_gimport", [self.const(s.alias),
-                                                            self.name(vi.py)])))
+                                                            self.name(var.py)])))
 
     def break_stmt(self, s: A.Break):
-        loop = self.st.loops[-1] if self.st.loops else None
+        loop = self.fn_state.loops[-1] if self.fn_state.loops else None
         if s.value is not None:
             v = self.cp_if_place(s.value, self.expr(s.value))
             if loop is not None and loop.target:
                 self.emit(self.assign(loop.target, v))
             elif not self.simple(v):
                 self.emit(self.stmt_expr(v))
-        self.emit(self._p(P.Break()))
+        self.emit(self.located(P.Break()))
 
     def throw_stmt(self, s: A.Throw):
         if s.value is None:
-            if self.st.catch_vars:
-                self.emit(self._p(P.Raise(exc=self.name(self.st.catch_vars[-1]), cause=None)))
+            if self.fn_state.catch_vars:
+                self.emit(self.located(P.Raise(exc=self.name(self.fn_state.catch_vars[-1]),
+                                               cause=None)))
                 return
             v = self.const(None)
         else:
             v = self.cp_if_place(s.value, self.expr(s.value))
-        self.emit(self._p(P.Raise(exc=self.call("_throw", [v]), cause=None)))
+        self.emit(self.located(P.Raise(exc=self.call("_throw", [v]), cause=None)))
 
     def try_stmt(self, s: A.TryCatch, sink):
-        st = self.st
+        fn_state = self.fn_state
         saved = self.out
         self.out = []
         if sink is not None:
             self.block_value(s.body, sink)
         else:
             self.block(s.body)
-        body = self.out or [self._p(P.Pass())]
+        body = self.out or [self.located(P.Pass())]
         self.out = []
         xname = self.tmp()
-        st.catch_vars.append(xname)
-        st.scopes.append({})
+        fn_state.catch_vars.append(xname)
+        fn_state.scopes.append({})
         cv = self.call("_catch", [self.name(xname)])
         if s.var:
-            vi = self.declare(s.var, s)
-            if vi.cell:
+            var = self.declare(s.var, s)
+            if var.cell:
                 cv = self.call("_Cell", [cv])
-            self.emit(self.assign(vi.py, cv))
+            self.emit(self.assign(var.py, cv))
         else:
             self.emit(self.stmt_expr(cv))
         old = self.at(s.handler)
         self.block(s.handler)
-        self.L, self.C = old
+        self.line, self.col = old
         if sink is not None:
             sink(self.const(None))
-        st.scopes.pop()
-        st.catch_vars.pop()
+        fn_state.scopes.pop()
+        fn_state.catch_vars.pop()
         handler_body = self.out
         self.out = saved
-        h = self._p(P.ExceptHandler(type=self.name("Exception"), name=xname, body=handler_body))
-        self.emit(self._p(P.Try(body=body, handlers=[h], orelse=[], finalbody=[])))
+        h = self.located(P.ExceptHandler(type=self.name("Exception"), name=xname,
+                                         body=handler_body))
+        self.emit(self.located(P.Try(body=body, handlers=[h], orelse=[], finalbody=[])))
 
     # --- if / switch -------------------------------------------------------------------
     def cond(self, e):
@@ -638,7 +640,7 @@ class Compiler:
         else:
             a1, a2 = self.split(v)
             r = self.ifexp(self.is_type(a1, "bool"), a2, self.call("_need_bool", [a2]))
-        self.L, self.C = old
+        self.line, self.col = old
         return r
 
     def is_int(self, e) -> bool:
@@ -647,8 +649,8 @@ class Compiler:
         if t is A.Lit:
             return type(e.value) is int
         if t is A.Var:
-            vi = self.lookup(e.name)
-            return vi is not None and vi.int
+            var = self.lookup(e.name)
+            return var is not None and var.int
         if t is A.Binary:
             return e.op in ARITH and self.is_int(e.left) and self.is_int(e.right)
         if t is A.Unary:
@@ -675,7 +677,7 @@ class Compiler:
             self.block(e.then)
         else:
             self.block_value(e.then, sink)
-        then = self.out or [self._p(P.Pass())]
+        then = self.out or [self.located(P.Pass())]
         self.out = []
         if e.orelse is None:
             if sink is not None:
@@ -683,7 +685,7 @@ class Compiler:
         elif type(e.orelse) is A.If:
             old = self.at(e.orelse)
             self.if_stmt(e.orelse, sink)
-            self.L, self.C = old
+            self.line, self.col = old
         else:
             if sink is None:
                 self.block(e.orelse)
@@ -691,7 +693,7 @@ class Compiler:
                 self.block_value(e.orelse, sink)
         orelse = self.out
         self.out = saved
-        self.emit(self._p(P.If(test=test, body=then, orelse=orelse)))
+        self.emit(self.located(P.If(test=test, body=then, orelse=orelse)))
 
     def switch_stmt(self, e: A.Switch, sink):
         subj = self.expr(e.subject)
@@ -728,7 +730,7 @@ class Compiler:
                 g = None
                 pre_guard = []
             self.case_body(c.body, sink)
-            body = self.out or [self._p(P.Pass())]
+            body = self.out or [self.located(P.Pass())]
             self.out = saved
             if g is not None:
                 if pre_guard:
@@ -740,7 +742,7 @@ class Compiler:
                     chain.append((self.band(test, g), [], None, body))
             else:
                 chain.append((test, [], None, body))
-            self.L, self.C = old
+            self.line, self.col = old
         saved = self.out
         self.out = []
         if e.default is not None:
@@ -752,12 +754,12 @@ class Compiler:
         # build nested if/elif from the end
         for test, inner, flag, body in reversed(chain):
             if flag is None:
-                orelse = [self._p(P.If(test=test, body=body, orelse=orelse))]
+                orelse = [self.located(P.If(test=test, body=body, orelse=orelse))]
             else:
                 # if test: inner; if flag: body else: <rest>   else: <rest>
                 rest = orelse
-                orelse = [self._p(P.If(test=test, body=inner + [
-                    self._p(P.If(test=self.name(flag), body=body, orelse=list(rest)))],
+                orelse = [self.located(P.If(test=test, body=inner + [
+                    self.located(P.If(test=self.name(flag), body=body, orelse=list(rest)))],
                     orelse=list(rest)))]
         self.emit(*orelse)
 
@@ -788,22 +790,22 @@ class Compiler:
                     self.emit(self.stmt_expr(v))
             else:
                 sink(self.cp_if_place(body, v))
-            self.L, self.C = old
+            self.line, self.col = old
 
     # --- loops ---------------------------------------------------------------------------
     def loop_stmt(self, s, target):
-        st = self.st
+        fn_state = self.fn_state
         t = type(s)
-        st.loops.append(LoopCtx(target))
+        fn_state.loops.append(LoopCtx(target))
         tick = self.tick(len(s.body.stmts) + 1) if self.ops_check else []
         if t is A.While:
             if s.cond is None:
                 saved = self.out
                 self.out = list(tick)
                 self.block(s.body)
-                body = self.out or [self._p(P.Pass())]
+                body = self.out or [self.located(P.Pass())]
                 self.out = saved
-                self.emit(self._p(P.While(test=self.const(True), body=body, orelse=[])))
+                self.emit(self.located(P.While(test=self.const(True), body=body, orelse=[])))
             else:
                 saved = self.out
                 self.out = []
@@ -811,15 +813,15 @@ class Compiler:
                 pre = self.out
                 self.out = list(tick)
                 self.block(s.body)
-                body = self.out or [self._p(P.Pass())]
+                body = self.out or [self.located(P.Pass())]
                 self.out = saved
                 if pre:
-                    brk = self._p(P.If(test=self.unop(P.Not, test), body=[self._p(P.Break())],
-                                       orelse=[]))
-                    self.emit(self._p(P.While(test=self.const(True), body=pre + [brk] + body,
+                    brk = self.located(P.If(test=self.unop(P.Not, test),
+                                            body=[self.located(P.Break())], orelse=[]))
+                    self.emit(self.located(P.While(test=self.const(True), body=pre + [brk] + body,
                                               orelse=[])))
                 else:
-                    self.emit(self._p(P.While(test=test, body=body, orelse=[])))
+                    self.emit(self.located(P.While(test=test, body=body, orelse=[])))
         elif t is A.DoWhile:
             saved = self.out
             self.out = list(tick)
@@ -828,48 +830,50 @@ class Compiler:
             test = self.cond(s.cond)
             if not s.until:
                 test = self.unop(P.Not, test)
-            self.emit(self._p(P.If(test=test, body=[self._p(P.Break())], orelse=[])))
-            self.L, self.C = old
+            self.emit(self.located(P.If(test=test, body=[self.located(P.Break())], orelse=[])))
+            self.line, self.col = old
             body = self.out
             self.out = saved
-            self.emit(self._p(P.While(test=self.const(True), body=body, orelse=[])))
+            self.emit(self.located(P.While(test=self.const(True), body=body, orelse=[])))
         else:  # For
             it = s.iterable
             if type(it) is A.Binary and it.op in ("..", "..="):
                 a, b = self.exprs([it.left, it.right])
                 old = self.at(it)
                 iterable = self.call("_forr" if it.op == ".." else "_forri", [a, b])
-                self.L, self.C = old
+                self.line, self.col = old
             else:
                 v = self.expr(it)
                 old = self.at(it)
                 iterable = self.call("_iter", [v])
-                self.L, self.C = old
-            st.scopes.append({})
-            vi = self.declare(s.var, s)
+                self.line, self.col = old
+            fn_state.scopes.append({})
+            var = self.declare(s.var, s)
             ci = self.declare(s.counter, s) if s.counter else None
             setup = []
-            if vi.cell:
-                setup.append(self.assign(vi.py, self.call("_Cell", [])))
+            if var.cell:
+                setup.append(self.assign(var.py, self.call("_Cell", [])))
             if ci is not None and ci.cell:
                 setup.append(self.assign(ci.py, self.call("_Cell", [])))
-            tv = self.attr(self.name(vi.py), "v", store=True) if vi.cell else self.sname(vi.py)
+            tv = (self.attr(self.name(var.py), "v", store=True) if var.cell
+                  else self.store_name(var.py))
             if ci is not None:
-                tc = self.attr(self.name(ci.py), "v", store=True) if ci.cell else self.sname(ci.py)
-                target = self._p(P.Tuple(elts=[tc, tv], ctx=STORE))
+                tc = (self.attr(self.name(ci.py), "v", store=True) if ci.cell
+                      else self.store_name(ci.py))
+                target = self.located(P.Tuple(elts=[tc, tv], ctx=STORE))
                 iterable = self.call("enumerate", [iterable])
             else:
                 target = tv
             saved = self.out
             self.out = list(tick)
             self.block(s.body)
-            body = self.out or [self._p(P.Pass())]
+            body = self.out or [self.located(P.Pass())]
             self.out = saved
-            st.scopes.pop()
+            fn_state.scopes.pop()
             self.emit(*setup)
-            self.emit(self._p(P.For(target=target, iter=iterable, body=body, orelse=[],
+            self.emit(self.located(P.For(target=target, iter=iterable, body=body, orelse=[],
                                     type_comment=None)))
-        st.loops.pop()
+        fn_state.loops.pop()
 
     # --- assignment ------------------------------------------------------------------------
     def assign_stmt(self, s: A.Assign):
@@ -879,14 +883,14 @@ class Compiler:
         if s.op is None:
             value = self.cp_if_place(s.value, value)
         if type(target) is A.Var:
-            vi = self.lookup(target.name)
-            if vi is not None and vi.kind == "local":
-                if vi.const:
+            var = self.lookup(target.name)
+            if var is not None and var.kind == "local":
+                if var.const:
                     raise self.error(f"cannot assign to constant '{target.name}'", s,
                                      hint=f"declare it with 'let {target.name}' to change it")
                 if s.op is None:
-                    self.emit(self.store_var(vi, value))
-                elif s.op == "+" and not vi.int and not vi.cell and not self.is_int(s.value) \
+                    self.emit(self.store_var(var, value))
+                elif s.op == "+" and not var.int and not var.cell and not self.is_int(s.value) \
                         and self.hot():
                     # `s += x` on strings: CPython's in-place string concatenation needs the
                     # plain statement `v += x` on a local
@@ -894,30 +898,30 @@ class Compiler:
                         t = self.tmp()
                         self.emit(self.assign(t, value))
                         value = self.name(t)
-                    inplace = [self._p(P.AugAssign(target=self.sname(vi.py), op=P.Add(),
+                    inplace = [self.located(P.AugAssign(target=self.store_name(var.py), op=P.Add(),
                                                    value=value))]
                     if self.limits_check:
-                        inplace.append(self._p(P.If(
-                            test=self.cmp(self.call("len", [self.name(vi.py)]), [P.Gt],
+                        inplace.append(self.located(P.If(
+                            test=self.cmp(self.call("len", [self.name(var.py)]), [P.Gt],
                                           [self.name("_MAXS")]),
-                            body=[self.stmt_expr(self.call("_chkstr", [self.name(vi.py)]))],
+                            body=[self.stmt_expr(self.call("_chkstr", [self.name(var.py)]))],
                             orelse=[])))
-                    test = self.cmp(self.typeof(self.name(vi.py)), [P.Is, P.Is],
+                    test = self.cmp(self.typeof(self.name(var.py)), [P.Is, P.Is],
                                     [self.typeof(value), self.name("str")])
-                    other = self.store_var(vi, self.op_values("+", self.load_var(vi), value,
+                    other = self.store_var(var, self.op_values("+", self.load_var(var), value,
                                                               compound=True))
-                    self.emit(self._p(P.If(test=test, body=inplace, orelse=[other])))
+                    self.emit(self.located(P.If(test=test, body=inplace, orelse=[other])))
                 else:
-                    cur = self.load_var(vi)
-                    self.emit(self.store_var(vi, self.op_values(
-                        s.op, cur, value, compound=True, ia=vi.int,
+                    cur = self.load_var(var)
+                    self.emit(self.store_var(var, self.op_values(
+                        s.op, cur, value, compound=True, ia=var.int,
                         ib=self.is_int(s.value))))
                 return
         if type(target) is A.Index and type(target.target) is A.Var and s.op is None \
                 and self.hot():
-            vi = self.lookup(target.target.name)
-            if vi is not None and vi.kind == "local" and not vi.cell and not vi.const \
-                    and not vi.int:
+            var = self.lookup(target.target.name)
+            if var is not None and var.kind == "local" and not var.cell and not var.const \
+                    and not var.int:
                 # fast path: `m[k] = v` on a map with a string key, or an array in range
                 if not self.simple(value):
                     t = self.tmp()
@@ -929,20 +933,20 @@ class Compiler:
                     kt = self.tmp()
                     self.emit(self.assign(kt, k))
                     k = self.name(kt)
-                o = self.name(vi.py)
-                sub = self._p(P.Subscript(value=self.name(vi.py), slice=k, ctx=STORE))
+                o = self.name(var.py)
+                sub = self.located(P.Subscript(value=self.name(var.py), slice=k, ctx=STORE))
                 fast_map = self.band(self.is_type(o, "dict"), self.is_type(k, "str"),
-                                     self.bor(self.cmp(k, [P.In], [self.name(vi.py)]),
-                                              self.cmp(self.call("len", [self.name(vi.py)]),
+                                     self.bor(self.cmp(k, [P.In], [self.name(var.py)]),
+                                              self.cmp(self.call("len", [self.name(var.py)]),
                                                        [P.Lt], [self.name("_MAXM")]))
                                      if self.limits_check else None)
                 fast_arr = self.band(self.is_type(k, "int"), self.is_type(o, "list"),
                                      self.cmp(self.unop(P.USub, self.call("len", [o])),
                                               [P.LtE, P.Lt], [k, self.call("len", [o])]))
-                slow = self.assign(vi.py, self.call("_setidx", [o, k, value]))
-                self.emit(self._p(P.If(test=self.bor(fast_map, fast_arr),
+                slow = self.assign(var.py, self.call("_setidx", [o, k, value]))
+                self.emit(self.located(P.If(test=self.bor(fast_map, fast_arr),
                                        body=[self.assign(sub, value)], orelse=[slow])))
-                self.L, self.C = old
+                self.line, self.col = old
                 return
         if not self.simple(value):
             t = self.tmp()
@@ -956,9 +960,9 @@ class Compiler:
     def place(self, e):
         t = type(e)
         if t is A.Var:
-            vi = self.lookup(e.name)
-            if vi is not None and vi.kind == "local":
-                return VarPlace(self, vi, e)
+            var = self.lookup(e.name)
+            if var is not None and var.kind == "local":
+                return VarPlace(self, var, e)
             return FreePlace(self, e.name)
         if t is A.This:
             return ThisPlace(self)
@@ -980,7 +984,7 @@ class Compiler:
                 p = IndexPlace(self, parent, c, k, e)
             else:
                 p = PropPlace(self, parent, c, e.name, e)
-            self.L, self.C = old
+            self.line, self.col = old
             return p
         raise self.error("cannot assign to this expression", e)
 
@@ -988,13 +992,13 @@ class Compiler:
     # expressions
     # ====================================================================================
     def expr(self, e):
-        old = (self.L, self.C)
+        old = (self.line, self.col)
         if e.line:
-            self.L, self.C = e.line, e.col
+            self.line, self.col = e.line, e.col
         try:
             return self._EXPR[type(e)](self, e)
         finally:
-            self.L, self.C = old
+            self.line, self.col = old
 
     def exprs(self, es):
         """Compile several operands, keeping Rhai's left-to-right evaluation order even when a
@@ -1024,10 +1028,10 @@ class Compiler:
         t = type(e)
         if t in (A.Var, A.Index, A.Prop, A.NsVar, A.This):
             if t is A.Var:
-                vi = self.lookup(e.name)
-                if vi is not None and vi.int:
+                var = self.lookup(e.name)
+                if var is not None and var.int:
                     return v
-                if returning and vi is not None and vi.kind == "local" and not vi.cell:
+                if returning and var is not None and var.kind == "local" and not var.cell:
                     return v
             if not self.hot():
                 return self.call("_cp", [v])
@@ -1040,20 +1044,20 @@ class Compiler:
         return self.const(e.value)
 
     def e_var(self, e: A.Var):
-        vi = self.lookup(e.name)
-        if vi is None and e.name in self.fn_by_name:
+        var = self.lookup(e.name)
+        if var is None and e.name in self.fn_by_name:
             # short-hand function pointer: the name of a script function is `Fn("name")`
             # unless a variable of that name is visible
             b, _, _ = self.native_binding("Fn", 1)
             return self.ifexp(self.call("_isdefv", [self.name("_e"), self.const(e.name)]),
                               self.call("_getv", [self.name("_e"), self.const(e.name)]),
                               self.call(b, [self.name("_d"), self.const(e.name)]))
-        if vi is None:
+        if var is None:
             return self.call("_getv", [self.name("_e"), self.const(e.name)])
-        if vi.kind == "module":
+        if var.kind == "module":
             raise self.error(f"'{e.name}' is a module: use {e.name}::name to reach its "
                              "members", e)
-        return self.load_var(vi)
+        return self.load_var(var)
 
     def e_this(self, e):
         return self.attr(self.name("_t"), "v")
@@ -1065,13 +1069,13 @@ class Compiler:
                                    self.const("::".join(e.path))])
 
     def module_ref(self, path, node):
-        vi = self.lookup(path[0], key="::" + path[0])
-        if vi is None:
+        var = self.lookup(path[0], key="::" + path[0])
+        if var is None:
             # a module imported at global level (visible to functions, as in Rhai), or a
             # module registered by the host
             m = self.call("_gmod", [self.const(path[0])])
         else:
-            m = self.name(vi.py)
+            m = self.name(var.py)
         for sub in path[1:]:
             m = self.call("_msub", [m, self.const(sub)])
         return m
@@ -1079,7 +1083,7 @@ class Compiler:
     def e_array(self, e: A.ArrayLit):
         vals = self.exprs(e.items)
         vals = [self.cp_if_place(x, v) for x, v in zip(e.items, vals)]
-        lst = self._p(P.List(elts=vals, ctx=LOAD))
+        lst = self.located(P.List(elts=vals, ctx=LOAD))
         if self.limits_check:
             return self.call("_chkarr", [lst])
         return lst
@@ -1087,7 +1091,7 @@ class Compiler:
     def e_map(self, e: A.MapLit):
         vals = self.exprs([v for _, v in e.items])
         vals = [self.cp_if_place(x, v) for (_, x), v in zip(e.items, vals)]
-        d = self._p(P.Dict(keys=[self.const(k) for k, _ in e.items], values=vals))
+        d = self.located(P.Dict(keys=[self.const(k) for k, _ in e.items], values=vals))
         if self.limits_check:
             return self.call("_chkmap", [d])
         return d
@@ -1110,9 +1114,9 @@ class Compiler:
                     fv = v
                 else:
                     fv = self.call("_tostr", [v])
-                parts.append(self._p(P.FormattedValue(value=fv, conversion=-1,
+                parts.append(self.located(P.FormattedValue(value=fv, conversion=-1,
                                                       format_spec=None)))
-        s = self._p(P.JoinedStr(values=parts))
+        s = self.located(P.JoinedStr(values=parts))
         if self.limits_check:
             t = self.tmp()
             return self.ifexp(self.cmp(self.call("len", [self.walrus(t, s)]), [P.LtE],
@@ -1124,9 +1128,9 @@ class Compiler:
         stmts = e.block.stmts
         if len(stmts) == 1 and type(stmts[0]) is A.ExprStmt and type(stmts[0].expr) not in (
                 A.If, A.Switch, A.BlockExpr, A.StmtExpr):
-            self.st.scopes.append({})
+            self.fn_state.scopes.append({})
             v = self.cp_if_place(stmts[0].expr, self.expr(stmts[0].expr))
-            self.st.scopes.pop()
+            self.fn_state.scopes.pop()
             return v
         t = self.tmp()
         self.block_value(e.block, self.assign_sink(t))
@@ -1145,23 +1149,23 @@ class Compiler:
             test = self.cond(e.cond)
             saved = self.out
             self.out = []
-            self.st.scopes.append({})
+            self.fn_state.scopes.append({})
             tv = self.cp_if_place(e.then.stmts[0].expr, self.expr(e.then.stmts[0].expr))
-            self.st.scopes.pop()
+            self.fn_state.scopes.pop()
             tbuf = self.out
             self.out = []
             if e.orelse is None:
                 ev = self.const(None)
             else:
-                self.st.scopes.append({})
+                self.fn_state.scopes.append({})
                 ev = self.cp_if_place(e.orelse.stmts[0].expr, self.expr(e.orelse.stmts[0].expr))
-                self.st.scopes.pop()
+                self.fn_state.scopes.pop()
             ebuf = self.out
             self.out = saved
             if not tbuf and not ebuf:
                 return self.ifexp(test, tv, ev)
             t = self.tmp()
-            self.emit(self._p(P.If(test=test, body=tbuf + [self.assign(t, tv)],
+            self.emit(self.located(P.If(test=test, body=tbuf + [self.assign(t, tv)],
                                    orelse=ebuf + [self.assign(t, ev)])))
             return self.name(t)
         t = self.tmp()
@@ -1201,11 +1205,11 @@ class Compiler:
         self.out = saved
         if not buf:
             op = P.And if e.op == "&&" else P.Or
-            return self._p(P.BoolOp(op=op(), values=[a, b]))
+            return self.located(P.BoolOp(op=op(), values=[a, b]))
         t = self.tmp()
         self.emit(self.assign(t, a))
         test = self.name(t) if e.op == "&&" else self.unop(P.Not, self.name(t))
-        self.emit(self._p(P.If(test=test, body=buf + [self.assign(t, b)], orelse=[])))
+        self.emit(self.located(P.If(test=test, body=buf + [self.assign(t, b)], orelse=[])))
         return self.name(t)
 
     def e_binary(self, e: A.Binary):
@@ -1224,7 +1228,7 @@ class Compiler:
                 return self.ifexp(self.cmp(a1, [P.IsNot], [self.const(None)]), a2, b)
             t = self.tmp()
             self.emit(self.assign(t, a))
-            self.emit(self._p(P.If(test=self.cmp(self.name(t), [P.Is], [self.const(None)]),
+            self.emit(self.located(P.If(test=self.cmp(self.name(t), [P.Is], [self.const(None)]),
                                    body=buf + [self.assign(t, b)], orelse=[])))
             return self.name(t)
         a, b = self.exprs([e.left, e.right])
@@ -1404,43 +1408,43 @@ class Compiler:
             dict_get = self.ifexp(self.band(self.is_type(obj, "dict"), self.is_type(k2, "str")),
                                   self.call(self.attr(obj, "get"), [k2]),
                                   self.call("_idx", [obj, k2]))
-            return self.ifexp(test, self._p(P.Subscript(value=obj, slice=k2, ctx=LOAD)),
+            return self.ifexp(test, self.located(P.Subscript(value=obj, slice=k2, ctx=LOAD)),
                               dict_get)
         return self.call("_idx", [obj, idx])
 
     # --- closures --------------------------------------------------------------------------
     def e_closure(self, e: A.Closure):
-        outer_st, outer_out, outer_pos = self.st, self.out, (self.L, self.C)
-        self.n_anon += 1
-        pyname = f"ra_{self.n_anon}"
-        anon = f"anon${self.n_anon:04d}"
+        outer_st, outer_out, outer_pos = self.fn_state, self.out, (self.line, self.col)
+        self.anon_count += 1
+        pyname = f"ra_{self.anon_count}"
+        anon = f"anon${self.anon_count:04d}"
         params_decl = {p: (id(e), p) for p in e.params}
         captured = find_captured(params_decl, e.body) if e.has_closure else frozenset()
-        st = FnState("closure", anon, parent=outer_st, captured=captured,
+        fn_state = FnState("closure", anon, parent=outer_st, captured=captured,
                      ints=infer_ints(params_decl, e.body, MUT_NAMES))
-        self.st = st
+        self.fn_state = fn_state
         self.out = []
         pparams = []
         pre = []
         for p in e.params:
-            vi = self.declare(p, e)
-            pparams.append(vi.py)
-            if vi.cell:
-                pre.append(self.assign(vi.py, self.call("_Cell", [self.name(vi.py)])))
+            var = self.declare(p, e)
+            pparams.append(var.py)
+            if var.cell:
+                pre.append(self.assign(var.py, self.call("_Cell", [self.name(var.py)])))
         prologue = self.prologue(len(e.body.stmts))
         self.block_value(e.body, self.return_sink)
         body = prologue + pre + self.out
-        self.L, self.C = e.line, e.col
-        cap_params = [local.py for _, local in st.captures]
+        self.line, self.col = e.line, e.col
+        cap_params = [local.py for _, local in fn_state.captures]
         d = self.fndef(pyname, ["_d", "_e", "_t"] + cap_params + pparams, body)
         self.defs.append(d)
         self.info.closures[pyname] = (anon, len(e.params), e.uses_this)
         self.info.fn_names[pyname] = anon
-        self.st, self.out = outer_st, outer_out
-        self.L, self.C = outer_pos
-        cells = [self.name(outer.py) for outer, _ in st.captures]
+        self.fn_state, self.out = outer_st, outer_out
+        self.line, self.col = outer_pos
+        cells = [self.name(outer.py) for outer, _ in fn_state.captures]
         return self.call("_closure", [self.name(pyname), self.const(anon),
-                                      self._p(P.Tuple(elts=cells, ctx=LOAD)), self.name("_e"),
+                                      self.located(P.Tuple(elts=cells, ctx=LOAD)), self.name("_e"),
                                       self.const(len(e.params))])
 
     # --- calls -------------------------------------------------------------------------------
@@ -1466,7 +1470,7 @@ class Compiler:
             args = self.args(e.args)
             m = self.module_ref(e.namespace, e)
             return self.call("_mcall", [self.name("_d"), m, self.const(name),
-                                        self._p(P.Tuple(elts=args, ctx=LOAD)),
+                                        self.located(P.Tuple(elts=args, ctx=LOAD)),
                                         self.const("::".join(e.namespace))])
         key = (name, n)
         if key in self.fns:
@@ -1474,20 +1478,20 @@ class Compiler:
         if name == "is_def_var" and n == 1:
             arg = e.args[0]
             if isinstance(arg, A.Lit) and isinstance(arg.value, str):
-                vi = self.lookup(arg.value)
-                if vi is not None and vi.kind == "local":
+                var = self.lookup(arg.value)
+                if var is not None and var.kind == "local":
                     return self.const(True)
                 return self.call("_isdefv", [self.name("_e"), self.const(arg.value)])
             return self.call("_isdefv", [self.name("_e"), self.expr(arg)])
         if name == "type_of" and n == 1:
             return self.call("_typeof", [self.expr(e.args[0])])
-        vi = self.lookup(name)
-        if vi is not None and vi.kind == "local":
+        var = self.lookup(name)
+        if var is not None and var.kind == "local":
             # calling a variable holding a function pointer: `f(x)`
-            fv = self.load_var(vi)
+            fv = self.load_var(var)
             args = self.args(e.args)
             return self.call("_callvar", [self.name("_d"), self.const(name), fv,
-                                          self._p(P.Tuple(elts=args, ctx=LOAD))])
+                                          self.located(P.Tuple(elts=args, ctx=LOAD))])
         b, ctx, mut = self.native_binding(name, n)
         # Rhai passes a variable given as the first argument of a native function by
         # reference (`push(a, 1)` changes `a`, as `a.push(1)` does); a constant is copied.
@@ -1507,7 +1511,7 @@ class Compiler:
             args = [self.name("_d")] + args
         c = self.call(b, args)
         if mut:
-            return self._p(P.Subscript(value=c, slice=self.const(1), ctx=LOAD))
+            return self.located(P.Subscript(value=c, slice=self.const(1), ctx=LOAD))
         return c
 
     def mut_call(self, binding, ctx, target, rest, e=None):
@@ -1520,16 +1524,16 @@ class Compiler:
         call_args = ([self.name("_d")] if ctx else []) + [self.name(rt)] + args
         res = self.tmp()
         self.emit(self.assign(res, self.call(binding, call_args)))
-        newv = self._p(P.Subscript(value=self.name(res), slice=self.const(0), ctx=LOAD))
+        newv = self.located(P.Subscript(value=self.name(res), slice=self.const(0), ctx=LOAD))
         saved = self.out
         self.out = []
         place.store(newv)
         store = self.out
         self.out = saved
-        self.emit(self._p(P.If(test=self.cmp(
-            self._p(P.Subscript(value=self.name(res), slice=self.const(0), ctx=LOAD)),
+        self.emit(self.located(P.If(test=self.cmp(
+            self.located(P.Subscript(value=self.name(res), slice=self.const(0), ctx=LOAD)),
             [P.IsNot], [self.name(rt)]), body=store, orelse=[])))
-        return self._p(P.Subscript(value=self.name(res), slice=self.const(1), ctx=LOAD))
+        return self.located(P.Subscript(value=self.name(res), slice=self.const(1), ctx=LOAD))
 
     def e_method(self, e: A.MethodCall):
         name, n = e.name, len(e.args)
@@ -1543,12 +1547,12 @@ class Compiler:
             self.out = []
             inner = A.MethodCall(A.Var("\0tmp", line=e.line, col=e.col), name, e.args,
                                  line=e.line, col=e.col)
-            self.st.scopes.append({"\0tmp": VarInfo("\0tmp", t)})
+            self.fn_state.scopes.append({"\0tmp": VarInfo("\0tmp", t)})
             v = self.e_method(inner)
-            self.st.scopes.pop()
+            self.fn_state.scopes.pop()
             body = self.out + [self.assign(res, v)]
             self.out = saved
-            self.emit(self._p(P.If(test=self.cmp(self.name(t), [P.Is], [self.const(None)]),
+            self.emit(self.located(P.If(test=self.cmp(self.name(t), [P.Is], [self.const(None)]),
                                    body=[self.assign(res, self.const(None))], orelse=body)))
             return self.name(res)
         key = (name, n)
@@ -1577,17 +1581,17 @@ class Compiler:
                 place.store(self.attr(self.name(c), "v"))
                 store = self.out
                 self.out = saved
-                self.emit(self._p(P.If(test=self.cmp(self.attr(self.name(c), "v"), [P.IsNot],
+                self.emit(self.located(P.If(test=self.cmp(self.attr(self.name(c), "v"), [P.IsNot],
                                                      [self.name(rt)]), body=store, orelse=[])))
             return self.name(r)
         b, ctx, mut = self.native_binding(name, n + 1)
         if type(e.target) is A.Var and name in MUT_NAMES:
             # Rhai refuses a method that changes its receiver on a constant
-            vi = self.lookup(e.target.name)
-            if vi is None:
+            var = self.lookup(e.target.name)
+            if var is None:
                 self.emit(self.stmt_expr(self.call("_chkpure", [
                     self.name("_e"), self.const(e.target.name), self.const(name)])))
-            elif vi.const:
+            elif var.const:
                 self.emit(self.stmt_expr(self.call("_nonpure_err", [
                     self.const(name), self.const(e.target.name)])))
         if mut and is_place:
@@ -1605,7 +1609,7 @@ class Compiler:
             test = self.band(self.name("_FPP"), self.is_type(self.name(o), "list"),
                              self.cmp(self.call("len", [self.name(o)]), [P.Lt],
                                       [self.name("_MAXA")]) if self.limits_check else None)
-            self.emit(self._p(P.If(test=test, body=[app], orelse=[slow])))
+            self.emit(self.located(P.If(test=test, body=[app], orelse=[slow])))
             return self.const(None)
         if name == "len" and n == 0 and not ctx and not mut and self.hot():
             o1, o2 = self.split(recv)
@@ -1619,7 +1623,7 @@ class Compiler:
         call_args = ([self.name("_d")] if ctx else []) + [recv] + args
         c = self.call(b, call_args)
         if mut:
-            return self._p(P.Subscript(value=c, slice=self.const(1), ctx=LOAD))
+            return self.located(P.Subscript(value=c, slice=self.const(1), ctx=LOAD))
         return c
 
     def this_call_dynamic(self, e: A.MethodCall, is_place):
@@ -1632,15 +1636,15 @@ class Compiler:
         self.emit(self.assign(c, self.call("_Cell", [self.name(rt)])))
         args = self.args(e.args)
         r = self.tmp()
-        self.emit(self.assign(r, self.call("_callm", [self.name("_d"), self.name(c),
-                                                      self._p(P.Tuple(elts=args, ctx=LOAD))])))
+        args_tuple = self.located(P.Tuple(elts=args, ctx=LOAD))
+        self.emit(self.assign(r, self.call("_callm", [self.name("_d"), self.name(c), args_tuple])))
         if place is not None:
             saved = self.out
             self.out = []
             place.store(self.attr(self.name(c), "v"))
             store = self.out
             self.out = saved
-            self.emit(self._p(P.If(test=self.cmp(self.attr(self.name(c), "v"), [P.IsNot],
+            self.emit(self.located(P.If(test=self.cmp(self.attr(self.name(c), "v"), [P.IsNot],
                                                  [self.name(rt)]), body=store, orelse=[])))
         return self.name(r)
 
@@ -1658,12 +1662,12 @@ Compiler._EXPR = {
 }
 
 
-def outer_module_capture(comp, st, outer, key):
+def outer_module_capture(comp, fn_state, outer, key):
     """A closure naming a module alias of the enclosing function: pass the module along."""
-    st.n += 1
-    local = VarInfo(outer.name, f"c_{outer.name}_{st.n}", kind="module")
-    st.captures.append((outer, local))
-    st.scopes[0][key] = local
+    fn_state.serial += 1
+    local = VarInfo(outer.name, f"c_{outer.name}_{fn_state.serial}", kind="module")
+    fn_state.captures.append((outer, local))
+    fn_state.scopes[0][key] = local
     return local
 
 

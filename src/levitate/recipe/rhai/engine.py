@@ -43,7 +43,8 @@ _CACHE_MAX = 256
 
 
 class HostFn:
-    __slots__ = ("name", "arity", "fn", "ctx", "mut", "host_ctx", "pure")
+    """A host function registered at one arity, called like a standard-library `Native`."""
+    __slots__ = ("name", "arity", "fn", "ctx", "mut", "host_ctx")
 
     def __init__(self, name, arity, fn, host_ctx):
         self.name = name
@@ -52,7 +53,6 @@ class HostFn:
         self.ctx = False
         self.mut = False
         self.host_ctx = host_ctx
-        self.pure = True
 
 
 class AST:

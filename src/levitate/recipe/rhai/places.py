@@ -11,43 +11,48 @@ from __future__ import annotations
 import ast as P
 
 class VarPlace:
-    def __init__(self, comp, vi, node):
-        self.c = comp
-        self.vi = vi
+    def __init__(self, compiler, var, node):
+        self.compiler = compiler
+        self.var = var
         self.node = node
 
     def load(self):
-        return self.c.load_var(self.vi)
+        return self.compiler.load_var(self.var)
 
     def store(self, value):
-        if self.vi.const:
-            self.c.emit(self.c.stmt_expr(self.c.call("_const_err", [self.c.const(self.vi.name)])))
+        if self.var.const:
+            compiler = self.compiler
+            compiler.emit(compiler.stmt_expr(compiler.call("_const_err",
+                                                           [compiler.const(self.var.name)])))
             return
-        self.c.emit(self.c.store_var(self.vi, value))
+        self.compiler.emit(self.compiler.store_var(self.var, value))
 
 
 class FreePlace:
-    def __init__(self, comp, name):
-        self.c = comp
+    def __init__(self, compiler, name):
+        self.compiler = compiler
         self.name = name
 
     def load(self):
-        return self.c.call("_getv", [self.c.name("_e"), self.c.const(self.name)])
+        compiler = self.compiler
+        return compiler.call("_getv", [compiler.name("_e"), compiler.const(self.name)])
 
     def store(self, value):
-        self.c.emit(self.c.stmt_expr(self.c.call("_setv", [self.c.name("_e"),
-                                                           self.c.const(self.name), value])))
+        compiler = self.compiler
+        compiler.emit(compiler.stmt_expr(compiler.call("_setv", [compiler.name("_e"),
+                                                             compiler.const(self.name), value])))
 
 
 class ThisPlace:
-    def __init__(self, comp):
-        self.c = comp
+    def __init__(self, compiler):
+        self.compiler = compiler
 
     def load(self):
-        return self.c.attr(self.c.name("_t"), "v")
+        return self.compiler.attr(self.compiler.name("_t"), "v")
 
     def store(self, value):
-        self.c.emit(self.c.assign(self.c.attr(self.c.name("_t"), "v", store=True), value))
+        compiler = self.compiler
+        compiler.emit(compiler.assign(compiler.attr(compiler.name("_t"), "v", store=True), value))
 
 
 class _ChildPlace:
@@ -55,12 +60,12 @@ class _ChildPlace:
         p = self.parent
         while isinstance(p, _ChildPlace):
             p = p.parent
-        if isinstance(p, VarPlace) and p.vi.const:
-            return p.vi.name
+        if isinstance(p, VarPlace) and p.var.const:
+            return p.var.name
         return None
 
     def write_back(self, newc):
-        c = self.c
+        c = self.compiler
         if self.parent is None:
             return
         saved = c.out
@@ -68,34 +73,34 @@ class _ChildPlace:
         self.parent.store(c.name(newc))
         store = c.out
         c.out = saved
-        c.emit(c._p(P.If(test=c.cmp(c.name(newc), [P.IsNot], [c.name(self.cont)]),
+        c.emit(c.located(P.If(test=c.cmp(c.name(newc), [P.IsNot], [c.name(self.cont)]),
                          body=store, orelse=[])))
 
 
 class IndexPlace(_ChildPlace):
-    def __init__(self, comp, parent, cont, key, node):
-        self.c = comp
+    def __init__(self, compiler, parent, cont, key, node):
+        self.compiler = compiler
         self.parent = parent
         self.cont = cont
         self.key = key
         self.node = node
 
     def load(self):
-        old = self.c.at(self.node)
-        r = self.c.call("_idx", [self.c.name(self.cont), self.key])
-        self.c.L, self.c.C = old
+        old = self.compiler.at(self.node)
+        r = self.compiler.call("_idx", [self.compiler.name(self.cont), self.key])
+        self.compiler.line, self.compiler.col = old
         return r
 
     def store(self, value):
-        c = self.c
+        c = self.compiler
         old = c.at(self.node)
         try:
             self._store(value)
         finally:
-            c.L, c.C = old
+            c.line, c.col = old
 
     def _store(self, value):
-        c = self.c
+        c = self.compiler
         rc = self.root_const()
         if rc is not None:
             c.emit(c.stmt_expr(c.call("_const_err", [c.const(rc)])))
@@ -108,33 +113,33 @@ class IndexPlace(_ChildPlace):
 
 
 class PropPlace(_ChildPlace):
-    def __init__(self, comp, parent, cont, prop, node):
-        self.c = comp
+    def __init__(self, compiler, parent, cont, prop, node):
+        self.compiler = compiler
         self.parent = parent
         self.cont = cont
         self.prop = prop
         self.node = node
 
     def load(self):
-        c = self.c
+        c = self.compiler
         old = c.at(self.node)
         o = c.name(self.cont)
         r = c.ifexp(c.is_type(o, "dict"), c.call(c.attr(c.name(self.cont), "get"),
                                                  [c.const(self.prop)]),
                     c.call("_prop", [c.name(self.cont), c.const(self.prop)]))
-        c.L, c.C = old
+        c.line, c.col = old
         return r
 
     def store(self, value):
-        c = self.c
+        c = self.compiler
         old = c.at(self.node)
         try:
             self._store(value)
         finally:
-            c.L, c.C = old
+            c.line, c.col = old
 
     def _store(self, value):
-        c = self.c
+        c = self.compiler
         rc = self.root_const()
         if rc is not None:
             c.emit(c.stmt_expr(c.call("_const_err", [c.const(rc)])))

@@ -160,8 +160,8 @@ def infer_ints(params_decl, body, mut_names=frozenset(), script_fns=frozenset(),
             return
         if t is A.Block:
             scopes.append({})
-            for st in n.stmts:
-                visit(st)
+            for stmt in n.stmts:
+                visit(stmt)
             scopes.pop()
             return
         if t is A.Let:
@@ -272,8 +272,8 @@ def check_function(f: A.FnDef, script: A.Script):
         t = type(n)
         if t is A.Block:
             scopes.append({})
-            for st in n.stmts:
-                visit(st)
+            for stmt in n.stmts:
+                visit(stmt)
             scopes.pop()
             return
         if t is A.Let:

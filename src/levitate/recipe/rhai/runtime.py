@@ -341,10 +341,10 @@ class Instance:
         self.imports: dict = {}     # modules imported at global level (seen by functions)
         info = program.info
         g = dict(BASE_GLOBALS)
-        self.G = dict(engine._constants)
+        self.global_vars = dict(engine._constants)
         g.update({
             "_S": state, "_MAXD": engine.limits.max_call_levels or 1_000_000,
-            "_MAXOPS": engine.limits.max_operations or (1 << 62), "_G": self.G,
+            "_MAXOPS": engine.limits.max_operations or (1 << 62), "_G": self.global_vars,
             "_getv": self._getv, "_setv": self._setv, "_chkconst": self._chkconst,
             "_const_err": self._const_err, "_nonpure_err": self._nonpure_err,
             "_chkpure": self._chkpure, "_isdefv": self._isdefv, "_gvar": self._gvar,

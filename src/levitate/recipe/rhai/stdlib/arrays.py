@@ -255,7 +255,8 @@ def _drain(ctx, a, f):
     if type(a) is list and type(f) is FnPtr:
         keep, gone = [], []
         for i, x in enumerate(list(a)):
-            (gone if bool_result(ctx.call_flex(f, (copy_value(x),), (i,)), "drain") else keep).append(x)
+            hit = bool_result(ctx.call_flex(f, (copy_value(x),), (i,)), "drain")
+            (gone if hit else keep).append(x)
         a[:] = keep
         return gone
     if type(a) is dict and type(f) is FnPtr:
