@@ -18,6 +18,7 @@ from .values import to_debug, to_rhai
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`rhai-run FILE ARGS...`: run a script, print its value; exit 1 on a script error."""
     p = argparse.ArgumentParser(prog="rhai-run", description="Run a Rhai script.")
     p.add_argument("file", help="the .rhai script")
     p.add_argument("args", nargs="*", help="arguments, available as the array ARGS")

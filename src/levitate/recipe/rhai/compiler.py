@@ -45,6 +45,7 @@ _MAIN = "__main__"
 
 
 class VarInfo:
+    """A Rhai variable as compiled: its Python name and what the code generator may assume."""
     __slots__ = ("name", "py", "const", "cell", "kind", "decl", "int")
 
     def __init__(self, name, py, const=False, cell=False, kind="local", decl=None, int=False):
@@ -58,6 +59,7 @@ class VarInfo:
 
 
 class LoopCtx:
+    """The loop being compiled: where `break value` puts its value."""
     __slots__ = ("target",)
 
     def __init__(self, target):
@@ -65,6 +67,7 @@ class LoopCtx:
 
 
 class FnState:
+    """The function being compiled (main, fn or closure): its scopes, captures and counters."""
     def __init__(self, kind: str, name: str, parent=None, captured=frozenset(),
                  ints=frozenset()):
         self.kind = kind            # "main", "fn", "closure"
@@ -101,6 +104,8 @@ class CompileInfo:
 
 
 class Compiler:
+    """Builds the Python module for one script; one instance per script, kept for lazy
+    functions."""
     def __init__(self, script: A.Script, *, filename: str, guess=None, ops_check: bool = False,
                  limits_check: bool = False):
         self.script = script

@@ -71,11 +71,13 @@ class AST:
 
     @property
     def functions(self) -> list["FnInfo"]:
+        """The script's functions (the host lists entry points and their docs)."""
         return [FnInfo(name, tuple(params), tuple(d.strip() for d in docs), private)
                 for name, arity, _py, params, _this, private, docs in
                 self._program.info.functions]
 
     def has_fn(self, name: str, arity: int | None = None) -> bool:
+        """Does the script define `name` (at `arity`, if given)?"""
         return any(f.name == name and (arity is None or len(f.params) == arity)
                    for f in self.functions)
 
@@ -92,6 +94,7 @@ class AST:
 
 @dataclass(frozen=True)
 class FnInfo:
+    """A script function as the host sees it (name, parameters, `///` docs)."""
     name: str
     params: tuple
     docs: tuple
@@ -99,6 +102,7 @@ class FnInfo:
 
 
 class Engine:
+    """The host's entry point: registrations, limits and the compiled-code cache."""
     def __init__(self, limits: Limits | None = None, *, module_root: str | None = None,
                  on_print=None, on_debug=None, cache_dir: str | None = None):
         self.limits = limits or Limits()
@@ -170,6 +174,7 @@ class Engine:
         return AST(self._program(source, name or path, path), path)
 
     def compile_file(self, path) -> AST:
+        """Compile a script file; an unreadable file is a RhaiError naming it."""
         path = os.fspath(path)
         try:
             with open(path, encoding="utf-8") as f:

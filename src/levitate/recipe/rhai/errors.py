@@ -137,14 +137,6 @@ def did_you_mean(name: str, candidates) -> str | None:
     return close[0] if close else None
 
 
-def runtime_error(kind: str, message: str, hint: str | None = None, **fields) -> RhaiError:
-    return RhaiError(kind, message, hint=hint, fields=fields)
-
-
-def arithmetic(message: str) -> RhaiError:
-    return RhaiError("ErrorArithmetic", message)
-
-
 def thrown(value, message: str) -> RhaiError:
     """The error for `throw value`; `message` is the value's printed form."""
     text = f"Runtime error: {message}" if message else "Runtime error"

@@ -40,6 +40,7 @@ _MAX_INT = (1 << 63) - 1
 
 
 class Token:
+    """One token with its position (and the `///` docs before it)."""
     __slots__ = ("kind", "value", "line", "col", "docs", "pos", "end")
 
     def __init__(self, kind: str, value, line: int, col: int):
@@ -90,6 +91,7 @@ _SIMPLE_ESCAPES = {"\\": "\\", "t": "\t", "r": "\r", "n": "\n", '"': '"', "'": "
 
 
 class Lexer:
+    """Splits source into tokens; also lexes the code inside `${...}` of a template string."""
     def __init__(self, source: str, source_name: str | None = None, *, line: int = 1,
                  col: int = 1, start: int = 0, stop_at_brace: bool = False):
         self.src = source

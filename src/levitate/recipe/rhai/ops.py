@@ -27,6 +27,7 @@ _MASK64 = (1 << 64) - 1
 
 
 def chk_str(s):
+    """The string, unless it exceeds the running engine's string size limit."""
     m = current().max_string_size
     if m and len(s) > m:
         raise too_large("Length of string")
@@ -34,6 +35,7 @@ def chk_str(s):
 
 
 def chk_arr(a):
+    """The array, unless it exceeds the running engine's array size limit."""
     m = current().max_array_size
     if m and len(a) > m:
         raise too_large("Size of array")
@@ -41,6 +43,7 @@ def chk_arr(a):
 
 
 def chk_map(d):
+    """The map, unless it exceeds the running engine's map size limit."""
     m = current().max_map_size
     if m and len(d) > m:
         raise too_large("Size of object map")
@@ -48,6 +51,7 @@ def chk_map(d):
 
 
 def chk_any(v):
+    """A value checked against the size limit of its type."""
     t = type(v)
     if t is str:
         return chk_str(v)
@@ -59,12 +63,14 @@ def chk_any(v):
 
 
 def not_found(op: str, *args) -> RhaiError:
+    """Rhai's ErrorFunctionNotFound for an operator or function on these operand types."""
     sig = f"{op} ({', '.join(type_name(a) for a in args)})"
     return RhaiError("ErrorFunctionNotFound", f"Function not found: {sig}",
                      fields={"function": sig})
 
 
 def mismatch(expected: str, value) -> RhaiError:
+    """Rhai's ErrorMismatchDataType: `value` is not of the `expected` type."""
     actual = type_name(value)
     return RhaiError("ErrorMismatchDataType",
                      f"Data type incorrect: {actual} (expecting {expected})",
@@ -79,6 +85,7 @@ def need_bool(v):
 
 
 def need_int(v, what: str = "i64"):
+    """Integers only (indexes, counts): Rhai does not convert."""
     if type(v) is int:
         return v
     raise mismatch(what, v)
@@ -393,6 +400,7 @@ def contains(container, item):
 
 
 def make_range(a, b, inclusive: bool):
+    """`a..b` and `a..=b`: integer bounds only."""
     if type(a) is int and type(b) is int:
         return RhaiRange(a, b, inclusive)
     raise not_found("..=" if inclusive else "..", a, b)
@@ -423,6 +431,7 @@ def _bounds(kind, n, i):
 
 
 def index_get(obj, i):
+    """`obj[i]` for arrays, maps, strings and integers (bits), with Rhai's errors."""
     t = type(obj)
     if t is list:
         if type(i) is int:
@@ -529,6 +538,7 @@ def index_set(obj, i, v):
 # --- properties ---------------------------------------------------------------------------
 
 def prop_set(obj, name, v, setters=None):
+    """`obj.name = v` for maps and registered setters; returns the object to write back."""
     if type(obj) is dict:
         obj[name] = v
         if current().max_map_size:

@@ -50,6 +50,7 @@ class _FnCtx:
 
 
 class Parser:
+    """Recursive-descent parser: tokens -> the syntax tree of `ast.py`."""
     def __init__(self, tokens: list[Token], source: str = "", source_name: str | None = None,
                  *, max_expr_depth: int = 64):
         self.toks = tokens

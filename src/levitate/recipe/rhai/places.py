@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast as P
 
 class VarPlace:
+    """A local variable as a place."""
     def __init__(self, compiler, var, node):
         self.compiler = compiler
         self.var = var
@@ -29,6 +30,7 @@ class VarPlace:
 
 
 class FreePlace:
+    """A top-level variable read from the caller's scope by an entry function."""
     def __init__(self, compiler, name):
         self.compiler = compiler
         self.name = name
@@ -44,6 +46,7 @@ class FreePlace:
 
 
 class ThisPlace:
+    """`this` in a method-style call."""
     def __init__(self, compiler):
         self.compiler = compiler
 
@@ -78,6 +81,7 @@ class _ChildPlace:
 
 
 class IndexPlace(_ChildPlace):
+    """`container[index]` as a place."""
     def __init__(self, compiler, parent, cont, key, node):
         self.compiler = compiler
         self.parent = parent
@@ -113,6 +117,7 @@ class IndexPlace(_ChildPlace):
 
 
 class PropPlace(_ChildPlace):
+    """`object.property` as a place."""
     def __init__(self, compiler, parent, cont, prop, node):
         self.compiler = compiler
         self.parent = parent

@@ -47,6 +47,7 @@ class Program:
         PROGRAMS[filename] = self
 
     def function_code(self, pyname: str):
+        """The code of a script function, compiled on first use under `lazy`."""
         code = self.fn_code.get(pyname)
         if code is None:
             with self._lock:
@@ -329,6 +330,7 @@ BASE_GLOBALS = {
 
 
 class Instance:
+    """One run of a compiled program: its globals, functions and module imports."""
     def __init__(self, engine, program: Program, scope: Scope, state: RunState,
                  is_module: bool = False):
         self.engine = engine
@@ -467,6 +469,7 @@ class Instance:
         return missing
 
     def fn_not_found(self, name, args, namespace=""):
+        """Rhai's ErrorFunctionNotFound, with a did-you-mean or the arities there are."""
         sig = f"{namespace}{name} ({', '.join(type_name(x) for x in args)})"
         cands = set(self.engine._all_function_names()) | {k[0] for k in self.fns}
         hint = None
@@ -612,12 +615,15 @@ class Instance:
 
     # --- calls ------------------------------------------------------------------------------
     def make_fnptr(self, name):
+        """A function pointer to `name`, resolved in this run when called (Rhai's `Fn(name)`)."""
         return FnPtr(name, instance=self)
 
     def has_function(self, name, arity):
+        """Is a script or host function `name` defined at `arity`?"""
         return (name, arity) in self.fns or self.engine._lookup_native(name, arity) is not None
 
     def fnptr_arity(self, fp):
+        """The arity a function pointer takes, or None when it is not known."""
         if fp.fn is not None:
             return None if fp.arity is None else fp.arity - len(fp.curry)
         inst = fp.instance or self
@@ -627,6 +633,7 @@ class Instance:
         return None
 
     def call_fnptr(self, d, fp, args, this=None):
+        """Call a function pointer from compiled code (curried values first)."""
         if type(fp) is not FnPtr:
             raise ops.not_found("call", fp, *args)
         if fp.fn is not None:
@@ -656,6 +663,7 @@ class Instance:
         raise self.fn_not_found(fp.name, allargs)
 
     def call_fnptr_from_host(self, fp, args):
+        """Call a function pointer on behalf of the host: Python values in and out."""
         from .values import from_rhai, to_rhai
         return from_rhai(self.engine._guard(lambda: self.call_fnptr(0, fp, tuple(
             to_rhai(a) for a in args)), self))
@@ -755,6 +763,7 @@ class Instance:
 
 
 def build_module(inst: Instance, name: str) -> Module:
+    """The module an `import` sees: the script's exported variables and public functions."""
     m = Module(name)
     m.vars.update(inst.exports)
     for (fname, arity), fn in inst.fns.items():

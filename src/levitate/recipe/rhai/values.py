@@ -144,6 +144,7 @@ _TYPE_NAMES = {type(None): "()", bool: "bool", int: "i64", float: "f64", str: "s
 
 
 def type_name(v) -> str:
+    """Rhai's name for the type of a value (`i64`, `string`, `array`, ...)."""
     t = type(v)
     name = _TYPE_NAMES.get(t)
     if name is not None:

@@ -104,6 +104,7 @@ def as_fnptr(ctx, f):
 
 
 def bool_result(v, fn):
+    """A callback's result where Rhai wants a bool (`filter`, `any`, ...)."""
     if type(v) is bool:
         return v
     raise RhaiError("ErrorMismatchDataType",
@@ -336,6 +337,7 @@ def _chop(a, n):
 
 
 def split_off(a, i):
+    """`a.split(i)`: cut the array at `i` and return the tail."""
     if type(i) is not int:
         raise not_found("split", a, i)
     n = len(a)
