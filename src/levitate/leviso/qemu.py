@@ -588,7 +588,6 @@ class VM:
         argv[0] = qemu
         self._reset_log()
         stderr_path = self.runtime_dir / "qemu.stderr"
-        log.debug("$ %s", " ".join(argv))
         try:
             self._open_console()
             with open(stderr_path, "ab") as stderr:
@@ -666,7 +665,6 @@ class VM:
         argv = self.command()
         argv[0] = qemu
         self._reset_log()
-        log.debug("$ %s", " ".join(argv))
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C belongs to the guest/QEMU
         try:
             proc = start(argv, setup=_die_with_parent)
