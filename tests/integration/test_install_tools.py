@@ -626,6 +626,19 @@ def test_recchroot_ctrl_c_and_failure_unmount(mini_root, mode):
     assert mounted_under(mini_root) == []
 
 
+@cheat_aware(protects="an install tool missing a host tool says so in one line, with a hint for this system",
+             cheats=["one missing-tool hint for every program (leviso's `leviso preflight`)"],
+             consequence="on an installed system the user gets a traceback, or is sent to `leviso preflight`, "
+                         "which is not there")
+@pytest.mark.parametrize("mode", [[], ["--no-unshare"]])
+def test_recchroot_without_mount_names_it(mini_root, mode):
+    proc = tool("recchroot", *mode, mini_root, "/bin/sh", "-c", "true", env=dict(os.environ, PATH="/nonexistent"))
+    assert proc.returncode == 5
+    line = one_error_line(proc, "recchroot", "mount: command not found", "install the package that provides it")
+    assert "leviso" not in line
+    assert mounted_under(mini_root) == []
+
+
 def mounts_made_outside(table: str, root: Path, host: Path) -> list[str]:
     """Mount targets under `host` but not under `root`."""
     return [m.target for m in mounts.parse_mountinfo(table)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
+
+from ..util.run import run
 
 MOUNTINFO = "/proc/self/mountinfo"
 _OCTAL = re.compile(r"\\([0-7]{3})")
@@ -89,9 +90,6 @@ def is_mount_point(path: str, table: list[MountEntry] | None = None) -> bool:
 
 def umount(target: str, *, lazy_fallback: bool = True) -> bool:
     """Unmount `target`; when it is busy, detach it lazily. True if it is gone."""
-    proc = subprocess.run(["umount", target], capture_output=True)
-    if proc.returncode == 0:
+    if run(["umount", target], check=False).returncode == 0:
         return True
-    if lazy_fallback:
-        return subprocess.run(["umount", "-l", target], capture_output=True).returncode == 0
-    return False
+    return lazy_fallback and run(["umount", "-l", target], check=False).returncode == 0

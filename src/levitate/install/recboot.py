@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from ..leviso.cpulevel import installed_cpu_level
 from ..leviso.initramfs import InitramfsSpec, build_initramfs
 from ..leviso.microcode import Cpu
 from ..rpm.vercmp import rpmvercmp
-from ..util.errors import LevitateError
+from ..util.errors import LevitateError, MissingToolError
+from ..util.run import run
 
 log = logging.getLogger("levitate")
 
@@ -97,8 +97,7 @@ def root_spec(root: Path, given: str | None, table: list[Mount]) -> str:
                     return fields[0]
     device = next((m.source for m in reversed(table) if m.target == "/"), None)
     if device and device.startswith("/dev/"):
-        uuid = subprocess.run(["blkid", "-s", "UUID", "-o", "value", device], capture_output=True,
-                              text=True).stdout.strip()
+        uuid = run(["blkid", "-s", "UUID", "-o", "value", device], capture=True, check=False).stdout.decode().strip()
         if uuid:
             return f"UUID={uuid}"
     raise LevitateError("cannot tell which partition is the root: /etc/fstab has no / entry and the "
@@ -191,8 +190,6 @@ def run_bootctl(esp: Path) -> str:
     partition it can identify, as in a loop-mounted test image), it is asked again with its checks
     relaxed: the files are installed, but without the partition's identity there is no firmware
     entry, and the ESP's fallback EFI/BOOT/BOOTX64.EFI is what boots."""
-    if shutil.which("bootctl") is None:
-        raise LevitateError("bootctl is not installed", "install systemd-boot (it provides bootctl), or pass --no-bootctl")
     installed = (esp / "EFI/systemd/systemd-bootx64.efi").is_file()
     argv = ["bootctl", "update" if installed else "install", f"--esp-path={esp}"]
     if installed:
@@ -202,20 +199,20 @@ def run_bootctl(esp: Path) -> str:
         argv.append("--no-variables")
         log.warning("recboot: no EFI variables here (not booted in UEFI mode, or efivarfs not mounted): "
                     "the firmware gets no boot entry; the ESP's fallback EFI/BOOT/BOOTX64.EFI still boots")
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0 and "--no-variables" not in argv:
-        strict = (proc.stderr or proc.stdout).strip().splitlines()
+    hint = "check that the ESP is a FAT partition mounted read-write"
+    missing = "install systemd-boot (it provides bootctl), or pass --no-bootctl"
+    try:
+        proc = run(argv, capture=True, what=" ".join(argv), hint=hint, missing=missing)
+    except LevitateError as exc:
+        if "--no-variables" in argv or isinstance(exc, MissingToolError):
+            raise
         log.warning("recboot: bootctl does not recognise %s as an EFI system partition (%s); installing "
-                    "without a firmware boot entry, the ESP's fallback EFI/BOOT/BOOTX64.EFI boots",
-                    esp, strict[-1] if strict else f"exit {proc.returncode}")
+                    "without a firmware boot entry, the ESP's fallback EFI/BOOT/BOOTX64.EFI boots", esp, exc.message)
         argv.append("--no-variables")
-        proc = subprocess.run(argv, capture_output=True, text=True,
-                              env=dict(os.environ, SYSTEMD_RELAX_ESP_CHECKS="1"))
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise LevitateError(f"{' '.join(argv)} failed: {detail[-1] if detail else f'exit {proc.returncode}'}",
-                            "check that the ESP is a FAT partition mounted read-write")
-    entry = re.search(r'Created EFI boot entry "([^"]+)"', proc.stdout + proc.stderr)
+        proc = run(argv, capture=True, env=dict(os.environ, SYSTEMD_RELAX_ESP_CHECKS="1"), what=" ".join(argv),
+                   hint=hint)
+    output = (proc.stdout + proc.stderr).decode(errors="replace")
+    entry = re.search(r'Created EFI boot entry "([^"]+)"', output)
     return " ".join(argv[:2]) + (f" (firmware boot entry \"{entry[1]}\")" if entry else "")
 
 

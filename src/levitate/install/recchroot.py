@@ -25,10 +25,10 @@ import argparse
 import ctypes
 import os
 import signal
-import subprocess
 import sys
 
 from ..util.errors import LevitateError
+from ..util.run import run, start
 from . import mounts
 from .cli import Interrupted, run_tool
 
@@ -68,11 +68,7 @@ class Mounts:
 
     def bind(self, source: str, target: str, *, recursive: bool = False) -> None:
         self.note("mount", target)
-        proc = subprocess.run(["mount", "--rbind" if recursive else "--bind", source, target],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            reason = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-            raise LevitateError(f"cannot bind {source} onto {target}: {reason}")
+        run(["mount", "--rbind" if recursive else "--bind", source, target], what=f"binding {source} onto {target}")
         self.mounted.append((target, recursive))
 
     def undo(self) -> list[str]:
@@ -80,7 +76,7 @@ class Mounts:
         stuck = []
         while self.mounted:
             target, recursive = self.mounted.pop()
-            proc = subprocess.run(["umount", "-R", target] if recursive else ["umount", target], capture_output=True)
+            proc = run(["umount", "-R", target] if recursive else ["umount", target], check=False)
             if proc.returncode != 0 and not mounts.umount(target):
                 stuck.append(target)
         remove_created(self.created)
@@ -126,7 +122,7 @@ def clean_stale() -> None:
         left = [path for kind, path in lines if kind == "mount" and path not in alive   # not a running one's
                 and mounts.is_mount_point(path, table)]
         for target in reversed(left):
-            if subprocess.run(["umount", "-R", target], capture_output=True).returncode != 0:
+            if run(["umount", "-R", target], check=False).returncode != 0:
                 mounts.umount(target)
         remove_created([path for kind, path in lines if kind == "created" and path not in alive])
         if left:
@@ -246,7 +242,7 @@ def run_inside(root: str, command: list[str]) -> int:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     child = None
     try:
-        child = subprocess.Popen(command, preexec_fn=enter, restore_signals=True)
+        child = start(command, setup=enter, what=f"{command[0]} in {root}")
         while True:
             try:
                 status = child.wait()
@@ -257,8 +253,6 @@ def run_inside(root: str, command: list[str]) -> int:
         raise LevitateError(f"{command[0]}: command not found in {root}", exit_code=127) from None
     except PermissionError:
         raise LevitateError(f"{command[0]}: permission denied in {root}", exit_code=126) from None
-    except subprocess.SubprocessError as exc:
-        raise LevitateError(f"cannot enter {root}: {exc}") from None
     finally:
         signal.signal(signal.SIGINT, previous)
     return 128 - status if status < 0 else status

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 
-from ..util.errors import LevitateError
+from ..util.errors import LevitateError, MissingToolError
+from ..util.run import run
 from . import mounts
 from .cli import run_tool
 
@@ -92,11 +92,11 @@ class Tags:
     @staticmethod
     def _probe(device: str) -> dict[str, str]:
         try:
-            proc = subprocess.run(["blkid", "-o", "udev", "-p", device], capture_output=True, text=True,
-                                  errors="surrogateescape")
-        except FileNotFoundError:
+            out = run(["blkid", "-o", "udev", "-p", device], capture=True, check=False).stdout
+        except MissingToolError:
             return {}
-        values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+        lines = out.decode(errors="surrogateescape").splitlines()
+        values = dict(line.split("=", 1) for line in lines if "=" in line)
         return {tag: _udev_unescape(values[key]) for tag, key in BLKID_KEY.items() if values.get(key)}
 
     @staticmethod

@@ -38,7 +38,6 @@ import ctypes
 import os
 import re
 import stat
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +45,7 @@ import time
 from dataclasses import dataclass
 
 from ..util.errors import LevitateError
+from ..util.run import run
 from . import mounts, treecopy
 from .cli import run_tool
 
@@ -271,7 +271,7 @@ def kernel_supports(fstype: str) -> bool:
                 return True
     except OSError:
         pass
-    subprocess.run(["modprobe", "-q", fstype], capture_output=True)
+    run(["modprobe", "-q", fstype], check=False, missing="install kmod (it provides modprobe)")
     with open("/proc/filesystems") as f:
         return any(line.split()[-1] == fstype for line in f if line.strip())
 
@@ -384,13 +384,13 @@ class ImageMount:
         if self.image.fstype == "erofs" and mount_file_backed(self.image.path, self.dir):
             self.mounted = True
             return self.dir
-        proc = subprocess.run(["mount", "-t", self.image.fstype, "-o", "ro,loop", self.image.path, self.dir],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            reason = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        try:
+            run(["mount", "-t", self.image.fstype, "-o", "ro,loop", self.image.path, self.dir],
+                what=f"mounting the base image {self.image.path}",
+                hint=f"check the image (fsck.{self.image.fstype}) and that the kernel has {self.image.fstype}")
+        except LevitateError as exc:
             self._cleanup()
-            raise die(EXIT_CANNOT_MOUNT, f"the kernel cannot mount the base image {self.image.path}: {reason}",
-                      f"check the image (fsck.{self.image.fstype}) and that the kernel has {self.image.fstype}")
+            raise die(EXIT_CANNOT_MOUNT, exc.message, exc.hint) from None
         self.mounted = True
         return self.dir
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..util.errors import LevitateError
 from ..util.log import setup_logging
+from ..util.run import set_missing_tool_hint
 from . import preflight
 from .context import BuildContext, SourceSpec
 from .profile import load_profile
@@ -198,6 +199,7 @@ COMMANDS = {"preflight": cmd_preflight, "clean": cmd_clean, "download": cmd_down
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(verbose=args.verbose or args.debug, quiet=args.quiet)
+    set_missing_tool_hint("run `leviso preflight` for the install command")
     try:
         return COMMANDS[args.command](args)
     except LevitateError as exc:

@@ -25,7 +25,6 @@ import re
 import secrets
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 import weakref
@@ -36,7 +35,7 @@ from typing import Literal
 
 from ..util.errors import LevitateError, MissingToolError
 from ..util.log import log
-from ..util.run import run
+from ..util.run import Process, run, start, stop
 from .live import SHELL_MARKER
 
 QEMU = "qemu-system-x86_64"
@@ -157,9 +156,9 @@ def probe_accel(accel: Sequence[str], *, timeout: float = 10.0) -> bool:
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
         started = time.monotonic()
         try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log.debug("accelerator probe %s: no answer within %.0f s", " ".join(accel), timeout)
+            proc = run(argv, check=False, timeout=timeout, what="the accelerator probe")
+        except LevitateError as exc:
+            log.debug("accelerator probe %s: %s", " ".join(accel), exc)
             return False
         ok = proc.returncode == _PROBE_OK
         stderr = proc.stderr.decode(errors="replace").strip().splitlines()
@@ -434,7 +433,7 @@ class VM:
         self.vars_path = Path(vars_path) if vars_path else self.runtime_dir / "OVMF_VARS.fd"
         self._code_path: Path | None = None
 
-        self.process: subprocess.Popen | None = None
+        self.process: Process | None = None
         self.console = None               # pexpect.fdpexpect.fdspawn while running
         self._console_fds: tuple[int, ...] = ()      # (QEMU's output, QEMU's input) while running
         self._activity = _Activity()
@@ -589,12 +588,10 @@ class VM:
         argv[0] = qemu
         self._reset_log()
         stderr_path = self.runtime_dir / "qemu.stderr"
-        log.debug("$ %s", " ".join(argv))
         try:
             self._open_console()
             with open(stderr_path, "ab") as stderr:
-                self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                                                preexec_fn=_die_with_parent, start_new_session=True)
+                self.process = start(argv, output=stderr, new_session=True, setup=_die_with_parent)
             _LIVE.add(self)
             self._shell_ready = False
             self.started_at = time.monotonic()
@@ -638,14 +635,8 @@ class VM:
                 pass
         self._console_fds = ()
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         if proc is not None:
+            stop(proc)
             self.process = proc             # keep it for its exit status
         _LIVE.discard(self)
 
@@ -674,10 +665,9 @@ class VM:
         argv = self.command()
         argv[0] = qemu
         self._reset_log()
-        log.debug("$ %s", " ".join(argv))
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C belongs to the guest/QEMU
         try:
-            proc = subprocess.Popen(argv, preexec_fn=_die_with_parent)
+            proc = start(argv, setup=_die_with_parent)
             self.process = proc
             _LIVE.add(self)
             return proc.wait()

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..util.errors import LevitateError
 from ..util.log import log
+from ..util.run import run
 from .qemu import QEMU, SHELL_MARKER, VM, VmError, create_disk, parse_size, require_qemu
 
 MEDIA_DIR = "/run/levitate/media"
@@ -351,8 +351,8 @@ def display_available() -> bool:
 def qemu_has_gui() -> bool:
     """Does this QEMU have a window backend (gtk or sdl; Debian: package qemu-system-gui)?"""
     try:
-        out = subprocess.run([QEMU, "-display", "help"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        out = run([QEMU, "-display", "help"], capture=True, check=False, timeout=20).stdout.decode(errors="replace")
+    except LevitateError:                       # no QEMU, or it did not answer
         return False
     return any(line.strip() in ("gtk", "sdl") for line in out.splitlines())
 

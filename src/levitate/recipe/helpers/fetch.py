@@ -8,12 +8,12 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import urllib.parse
 from pathlib import Path
 
 from ...util import download as dl
-from ...util.errors import DownloadError
+from ...util.errors import DownloadError, LevitateError, MissingToolError
+from ...util.run import run
 from .context import Context, HelperError
 
 
@@ -143,14 +143,14 @@ def clone_target(ctx: Context, url: str, dest: str | None = None) -> Path:
 def git_clone(ctx: Context, url: str, dest: str | None = None) -> str:
     """A shallow clone into BUILD_DIR/<repository name> (or `dest`); returns its path."""
     target = clone_target(ctx, url, dest)
-    if shutil.which("git") is None:
-        raise HelperError("git_clone: git is not installed", "install git first")
     ctx.log(f"  cloning {url}")
-    proc = subprocess.run(["git", "clone", "--depth", "1", str(url), str(target)],
-                          capture_output=True, text=True, env=ctx.run_env())
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
-        raise DownloadError(f"git clone {url} failed: {tail}", "check the URL and your network")
+    try:
+        run(["git", "clone", "--depth", "1", url, target], env=ctx.run_env(), what=f"git clone {url}",
+            hint="check the URL and your network", missing="install git first")
+    except LevitateError as exc:
+        if isinstance(exc, MissingToolError):
+            raise
+        raise DownloadError(exc.message, exc.hint) from None       # a failed clone is a failed download
     return str(target)
 
 

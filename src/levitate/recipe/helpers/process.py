@@ -6,24 +6,14 @@ shell_status return the exit status; exec/exec_output take a program and an argu
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from .context import Context, HelperError
+from ...util.run import run as run_command
+from .context import Context
 
 
 def _run(ctx: Context, argv: list[str], what: str, *, capture: bool, check: bool):
     ctx.log(f"  $ {what}")
-    try:
-        proc = subprocess.run(argv, cwd=ctx.cwd, env=ctx.run_env(), stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE if capture else sys.stderr.fileno(),
-                              stderr=sys.stderr.fileno(), text=capture)
-    except OSError as e:
-        raise HelperError(f"cannot run {what}: {e.strerror}") from None
-    if check and proc.returncode != 0:
-        raise HelperError(f"command failed (exit {proc.returncode}): {what}",
-                          "see the command's output above")
-    return proc
+    return run_command(argv, cwd=ctx.cwd, env=ctx.run_env(), capture=capture, stream=True, check=check,
+                       what=what, missing="install it, or check the recipe's command")
 
 
 def run(ctx: Context, cmd: str) -> None:
@@ -31,7 +21,7 @@ def run(ctx: Context, cmd: str) -> None:
 
 
 def run_output(ctx: Context, cmd: str) -> str:
-    return _run(ctx, ["sh", "-c", str(cmd)], str(cmd), capture=True, check=True).stdout
+    return _run(ctx, ["sh", "-c", str(cmd)], str(cmd), capture=True, check=True).stdout.decode(errors="replace")
 
 
 def run_status(ctx: Context, cmd: str) -> int:
@@ -45,7 +35,7 @@ def exec_(ctx: Context, prog: str, args: list) -> int:
 
 def exec_output(ctx: Context, prog: str, args: list) -> str:
     argv = [str(prog), *map(str, args)]
-    return _run(ctx, argv, " ".join(argv), capture=True, check=True).stdout
+    return _run(ctx, argv, " ".join(argv), capture=True, check=True).stdout.decode(errors="replace")
 
 
 def register(engine, ctx: Context) -> None:
