@@ -27,6 +27,7 @@ from ..leviso.initramfs import InitramfsSpec, build_initramfs
 from ..leviso.microcode import Cpu
 from ..rpm.vercmp import rpmvercmp
 from ..util.errors import LevitateError
+from ..util.files import atomic_output, write_atomic
 
 log = logging.getLogger("levitate")
 
@@ -142,34 +143,25 @@ def os_name(root: Path) -> str:
     return "LevitateOS"
 
 
-def _replace(tmp: Path, dest: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dest)
-
-
 def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, modules: tuple[str, ...],
                    cpu: Cpu | None = None) -> Path:
     """Kernel, initramfs and loader entry for `kver` on the ESP; returns the entry. `cpu`: put
     only that CPU's microcode in (None: every CPU's)."""
     directory = esp / ESP_DIR / kver
     directory.mkdir(parents=True, exist_ok=True)
-    initrd_tmp = directory / ".initramfs.img.tmp"
-    # the same early microcode and CPU check as the live system's (build_initramfs reads the tree)
-    build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / BUSYBOX.relative_to("/"),
-                                        modules=modules, cpu_level=installed_cpu_level(root),
-                                        microcode_for=cpu), initrd_tmp)
-    _replace(initrd_tmp, directory / "initramfs.img")
-    linux_tmp = directory / ".linux.tmp"
-    shutil.copyfile(root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)
-    _replace(linux_tmp, directory / "linux")
-    entries = esp / "loader/entries"
-    entries.mkdir(parents=True, exist_ok=True)
-    entry = entries / f"{ENTRY_PREFIX}{kver}.conf"
-    tmp = entries / f".{entry.name}.tmp"
-    tmp.write_text(f"title   {os_name(root)}\nversion {kver}\nlinux   /{ESP_DIR}/{kver}/linux\n"
-                   f"initrd  /{ESP_DIR}/{kver}/initramfs.img\noptions root={spec} ro {options}".rstrip() + "\n")
-    _replace(tmp, entry)
+    # The ESP's directories are synced too: a boot entry whose rename is lost in a power cut
+    # would leave the firmware with no (or a stale) kernel to boot.
+    with atomic_output(directory / "initramfs.img", sync_dir=True) as initrd_tmp:
+        # the same early microcode and CPU check as the live system's (build_initramfs reads the tree)
+        build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / BUSYBOX.relative_to("/"),
+                                            modules=modules, cpu_level=installed_cpu_level(root),
+                                            microcode_for=cpu), initrd_tmp)
+    with atomic_output(directory / "linux", sync_dir=True) as linux_tmp:
+        shutil.copyfile(root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)
+    entry = esp / "loader/entries" / f"{ENTRY_PREFIX}{kver}.conf"
+    write_atomic(entry, f"title   {os_name(root)}\nversion {kver}\nlinux   /{ESP_DIR}/{kver}/linux\n"
+                        f"initrd  /{ESP_DIR}/{kver}/initramfs.img\noptions root={spec} ro {options}".rstrip() + "\n",
+                 sync_dir=True)
     return entry
 
 
@@ -225,10 +217,7 @@ def write_loader_conf(esp: Path) -> None:
         return
     if conf.is_file() and conf.read_text() == LOADER_CONF:
         return
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    tmp = conf.with_name(".loader.conf.tmp")
-    tmp.write_text(LOADER_CONF)
-    _replace(tmp, conf)
+    write_atomic(conf, LOADER_CONF, sync_dir=True)
 
 
 def extra_modules(root: Path) -> tuple[str, ...]:

@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass
 
 from ..util.errors import LevitateError
+from ..util.files import atomic_write
 from . import mounts, treecopy
 from .cli import run_tool
 
@@ -448,13 +449,9 @@ def lock_root(shadow: str) -> bool:
     else:
         return False
     st = os.stat(shadow)
-    tmp = f"{shadow}.recstrap"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+    with atomic_write(shadow, "w", perm=stat.S_IMODE(st.st_mode), owner=(st.st_uid, st.st_gid), sync_dir=True,
+                      encoding="utf-8", errors="surrogateescape") as f:
         f.write("\n".join(lines))
-    os.chown(tmp, st.st_uid, st.st_gid)
-    os.chmod(tmp, stat.S_IMODE(st.st_mode))
-    os.replace(tmp, shadow)
     return True
 
 

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from ..util.errors import LevitateError
+from ..util.files import atomic_output
 from ..util.run import run
 from .profile import ImageSettings
 
@@ -71,23 +72,18 @@ def build_image(tree: Path, out: Path, fmt: str, compression: str = "lz4hc") -> 
     gives the same image.
     """
     epoch = _epoch()
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    if fmt == "erofs":
-        argv = ["mkfs.erofs", "--quiet", f"-z{compression}"]
-        if epoch is not None:
-            argv += [f"-T{epoch}", f"-U{uuid.uuid5(uuid.NAMESPACE_URL, f'levitateos:{out.name}:{epoch}')}"]
-        argv += [tmp, tree]
-    elif fmt == "squashfs":
-        # mksquashfs reads SOURCE_DATE_EPOCH itself (and refuses time options beside it).
-        argv = ["mksquashfs", tree, tmp, "-comp", "zstd", "-noappend", "-quiet", "-no-progress"]
-    else:
+    if fmt not in ("erofs", "squashfs"):
         raise LevitateError(f"unknown image format {fmt}")
-    try:
+    with atomic_output(out) as tmp:
+        if fmt == "erofs":
+            argv = ["mkfs.erofs", "--quiet", f"-z{compression}"]
+            if epoch is not None:
+                argv += [f"-T{epoch}", f"-U{uuid.uuid5(uuid.NAMESPACE_URL, f'levitateos:{out.name}:{epoch}')}"]
+            argv += [tmp, tree]
+        else:
+            # mksquashfs reads SOURCE_DATE_EPOCH itself (and refuses time options beside it).
+            argv = ["mksquashfs", tree, tmp, "-comp", "zstd", "-noappend", "-quiet", "-no-progress"]
         run(argv, what=f"building {out.name}", hint="see `leviso preflight` for the image tools")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from levitate.util.errors import LevitateError
+from levitate.util.files import write_atomic
 from levitate.util.run import run
 
 from .cpulevel import CPU_LEVEL_SUMMARY, required_flags
@@ -611,15 +612,7 @@ def build_initramfs(rootfs: Path, spec: InitramfsSpec, out: Path) -> InitramfsIn
         count = write_cpio_newc(entries, buffer)
         early = early_cpio(microcode) if microcode else b""
         image = early + compress(buffer.getvalue(), method)
-        tmp_out = out.with_name(f".{out.name}.tmp")
-        try:
-            with open(tmp_out, "wb") as f:
-                f.write(image)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_out, out)
-        finally:
-            tmp_out.unlink(missing_ok=True)
+        write_atomic(out, image)
     log.debug("initramfs: %d modules, loaded in this order: %s", len(selection.files),
               " ".join(m for m, _ in selection.load))
     log.debug("initramfs: %d members, %.1f MiB cpio -> %.2f MiB %s, after %.2f MiB of early microcode (%s)",

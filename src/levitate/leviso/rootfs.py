@@ -165,6 +165,6 @@ def build_rootfs(ctx: BuildContext, downloaded) -> Path:
         raise
     if os.path.lexists(ctx.rootfs):
         remove_tree(ctx.rootfs)
-    os.rename(partial, ctx.rootfs)
+    os.rename(partial, ctx.rootfs)        # a whole tree, built in place under its own name: no files helper
     _stamp(ctx).write(rootfs_inputs(ctx), packages=len(downloaded.paths))
     return ctx.rootfs

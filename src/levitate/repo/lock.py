@@ -26,13 +26,13 @@ fails saying which pinned package is missing or changed.
 from __future__ import annotations
 
 import os
-import tempfile
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..util.errors import LevitateError, VerificationError
+from ..util.files import write_atomic
 from .repodata import Package, Repository
 
 LOCK_VERSION = 1
@@ -124,20 +124,7 @@ def write_lock(path: str | os.PathLike, resolution_or_packages) -> Path:
     path = Path(path)
     packages = getattr(resolution_or_packages, "packages", resolution_or_packages)
     text = format_lock(packages, name=path.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, text, sync_dir=True)
     return path
 
 
