@@ -19,13 +19,13 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..leviso.cpulevel import installed_cpu_level
 from ..leviso.initramfs import InitramfsSpec, build_initramfs
 from ..leviso.microcode import Cpu
 from ..rpm.vercmp import rpmvercmp
+from ..util import mountinfo
 from ..util.errors import LevitateError
 from ..util.files import atomic_output, write_atomic
 
@@ -47,27 +47,7 @@ console-mode keep
 FSTAB_SPEC = re.compile(r"^(UUID|LABEL|PARTUUID|PARTLABEL)=\S+$|^/dev/\S+$")
 
 
-@dataclass(frozen=True)
-class Mount:
-    source: str
-    target: str
-    fstype: str
-
-
-def mounts(mountinfo: str) -> list[Mount]:
-    """/proc/self/mountinfo: (source, mount point, type); mount points unescaped (\\040 and the like)."""
-    result = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 10:
-            continue
-        after = line.split(" - ", 1)[1].split()
-        target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-        result.append(Mount(after[1], target, after[0]))
-    return result
-
-
-def find_esp(root: Path, given: str | None, table: list[Mount]) -> Path:
+def find_esp(root: Path, given: str | None, table: list[mountinfo.MountEntry]) -> Path:
     """The ESP: --esp, else /boot or /efi when a FAT filesystem is mounted there."""
     if given:
         esp = Path(given)
@@ -82,7 +62,7 @@ def find_esp(root: Path, given: str | None, table: list[Mount]) -> Path:
                         "mount it (e.g. `mount /dev/XXX1 /boot`) or name it with --esp")
 
 
-def root_spec(root: Path, given: str | None, table: list[Mount]) -> str:
+def root_spec(root: Path, given: str | None, table: list[mountinfo.MountEntry]) -> str:
     """How the kernel finds the root: --root, else the / entry of /etc/fstab, else the UUID of the
     device mounted at /."""
     if given:
@@ -233,7 +213,7 @@ def recboot(args: argparse.Namespace, root: Path = Path("/")) -> int:
     if not (root / BUSYBOX.relative_to("/")).is_file():
         raise LevitateError(f"{BUSYBOX} is missing: it is what the initramfs runs on",
                             "this is not a LevitateOS system, or the file was removed (reinstall with recstrap)")
-    table = mounts(Path("/proc/self/mountinfo").read_text())
+    table = mountinfo.read()
     esp = find_esp(root, args.esp, table)
     spec = root_spec(root, args.root, table)
     kernels = installed_kernels(root)
