@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from levitate.util.epoch import source_date_epoch
 from levitate.util.errors import LevitateError
 from levitate.util.files import atomic_output
 from levitate.util.run import run
@@ -70,8 +71,8 @@ def build_esp(files: Mapping[str, Path], out: Path, *, label: str = DEFAULT_LABE
         folded[key] = name
         if not Path(src).is_file():
             raise LevitateError(f"{src} (for {name} on the ESP) not found", "build the earlier stages first")
-    if volume_id is None and (sde := os.environ.get("SOURCE_DATE_EPOCH", "").strip()).isdigit():
-        volume_id = int(sde) & 0xFFFFFFFF
+    if volume_id is None:
+        volume_id = source_date_epoch()
 
     size = esp_size(files)
     env = _mtools_env()

@@ -11,6 +11,7 @@ import os
 import uuid
 from pathlib import Path
 
+from ..util.epoch import source_date_epoch
 from ..util.errors import LevitateError
 from ..util.files import atomic_output
 from ..util.run import run
@@ -56,22 +57,13 @@ def choose_format(config: dict[str, str], settings: ImageSettings) -> str:
     return "squashfs"
 
 
-def _epoch() -> int | None:
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise LevitateError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds", "unset it or fix it")
-    return int(value)
-
-
 def build_image(tree: Path, out: Path, fmt: str, compression: str = "lz4hc") -> Path:
     """Build `out` from `tree` (owners kept as in the tree); written to a temporary name first.
 
     With SOURCE_DATE_EPOCH set, timestamps and the filesystem UUID are fixed, so the same tree
     gives the same image.
     """
-    epoch = _epoch()
+    epoch = source_date_epoch()
     if fmt not in ("erofs", "squashfs"):
         raise LevitateError(f"unknown image format {fmt}")
     with atomic_output(out) as tmp:
