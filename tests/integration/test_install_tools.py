@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from levitate.install import mounts, recstrap
+from levitate.util import mountinfo
 from tests.cheat_aware import cheat_aware
 
 CAP_NET_RAW = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")   # v2, effective, +net_raw
@@ -90,7 +91,7 @@ def manifest(root: Path, skip=("lost+found",)) -> tuple[dict, list]:
 
 def mounted_under(path: Path) -> list[str]:
     real = os.path.realpath(path)
-    return [m.target for m in mounts.mount_table() if mounts.under(m.target, real)]
+    return [m.target for m in mountinfo.read() if mounts.under(m.target, real)]
 
 
 @contextlib.contextmanager
@@ -113,7 +114,7 @@ def loop_fs(tmp_path: Path, name: str, size_mib: int, mkfs: list[str], at: Path 
 def cleanup_mounts(tmp_path):
     """Whatever a killed tool left mounted under tmp_path or as a recstrap image mount is undone."""
     yield
-    for entry in reversed(mounts.mount_table()):
+    for entry in reversed(mountinfo.read()):
         if mounts.under(entry.target, str(tmp_path)) or recstrap.MOUNT_PREFIX in entry.target:
             subprocess.run(["umount", "-l", entry.target], capture_output=True)
 
@@ -227,7 +228,7 @@ def test_round_trip_keeps_everything(tmp_path, cleanup_mounts, compression):
         assert os.lstat(target / "zeros").st_blocks == 0
         assert not (target / recstrap.MARKER).exists()
         assert mounted_under(target) == [str(target)]
-    assert not [m for m in mounts.mount_table() if recstrap.MOUNT_PREFIX in m.target]
+    assert not [m for m in mountinfo.read() if recstrap.MOUNT_PREFIX in m.target]
 
 
 @pytest.mark.slow
@@ -332,7 +333,7 @@ def refused(target: Path, code: int, *args, fragment: str) -> None:
     one_error_line(proc, "recstrap", fragment)
     if before is not None:
         assert listing(target) == before
-    assert not [m for m in mounts.mount_table() if recstrap.MOUNT_PREFIX in m.target]
+    assert not [m for m in mountinfo.read() if recstrap.MOUNT_PREFIX in m.target]
 
 
 def test_not_a_mount_point(tmp_path, rich_image):
@@ -456,7 +457,7 @@ def test_interrupted_then_force_completes(tmp_path, cleanup_mounts, sig):
         if sig == signal.SIGINT:
             assert proc.returncode == 130, proc.stderr_text
             assert "interrupted" in proc.stderr_text and "Traceback" not in proc.stderr_text
-            assert not [m for m in mounts.mount_table() if recstrap.MOUNT_PREFIX in m.target]
+            assert not [m for m in mountinfo.read() if recstrap.MOUNT_PREFIX in m.target]
         assert (target / recstrap.MARKER).exists()
         assert manifest(target)[0] != manifest(source)[0]
         again = tool("recstrap", target, "--rootfs", image)
@@ -467,7 +468,7 @@ def test_interrupted_then_force_completes(tmp_path, cleanup_mounts, sig):
         assert forced.returncode == 0, forced.stderr
         assert not (target / recstrap.MARKER).exists()
         assert manifest(target) == manifest(source)
-    assert not [m for m in mounts.mount_table() if recstrap.MOUNT_PREFIX in m.target]
+    assert not [m for m in mountinfo.read() if recstrap.MOUNT_PREFIX in m.target]
 
 
 # ---- recfstab ----
@@ -477,7 +478,7 @@ def blkid(device: str, tag: str) -> str:
 
 
 def source_of(target: Path) -> str:
-    return next(m.source for m in reversed(mounts.mount_table()) if m.target == os.path.realpath(target))
+    return next(m.source for m in reversed(mountinfo.read()) if m.target == os.path.realpath(target))
 
 
 def fstab_lines(text: str) -> list[list[str]]:
@@ -595,7 +596,7 @@ def test_recchroot_runs_with_api_filesystems_and_unmounts(mini_root, mode):
     script = "cat /proc/self/mountinfo > /inside; cat /etc/resolv.conf > /resolv; exit 7"
     proc = tool("recchroot", *mode, mini_root, "/bin/sh", "-c", script)
     assert proc.returncode == 7, proc.stderr
-    inside = [m.target for m in mounts.parse_mountinfo((mini_root / "inside").read_text())]
+    inside = [m.target for m in mountinfo.parse((mini_root / "inside").read_text())]
     for path in ("/proc", "/sys", "/dev", "/dev/pts", "/run"):
         assert path in inside, inside
     if Path("/etc/resolv.conf").exists():
@@ -641,7 +642,7 @@ def test_recchroot_without_mount_names_it(mini_root, mode):
 
 def mounts_made_outside(table: str, root: Path, host: Path) -> list[str]:
     """Mount targets under `host` but not under `root`."""
-    return [m.target for m in mounts.parse_mountinfo(table)
+    return [m.target for m in mountinfo.parse(table)
             if mounts.under(m.target, str(host)) and not mounts.under(m.target, str(root))]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from levitate.install import mounts, recchroot, recfstab, recstrap, treecopy
+from levitate.util import mountinfo
 from levitate.util.errors import LevitateError
 
 MOUNTINFO = """\
@@ -45,7 +46,7 @@ def known_tags() -> recfstab.Tags:
 
 
 def test_mountinfo_parsing_unescapes_paths():
-    table = mounts.parse_mountinfo(MOUNTINFO)
+    table = mountinfo.parse(MOUNTINFO)
     data = next(m for m in table if m.mount_id == 63)
     assert data.target == "/mnt/my data"
     assert (data.fstype, data.source, data.options, data.super_options) == ("ext4", "/dev/vda4", "rw,noatime",
@@ -57,14 +58,14 @@ def test_mountinfo_parsing_unescapes_paths():
 
 def test_mountinfo_optional_fields_and_hidden_mounts():
     text = "30 1 0:5 / /a rw master:1 shared:2 - tmpfs t1 rw\n31 1 0:6 / /a rw - tmpfs t2 rw\n"
-    visible = mounts.mounts_under("/a", mounts.parse_mountinfo(text))
+    visible = mounts.mounts_under("/a", mountinfo.parse(text))
     assert [m.source for m in visible] == ["t2"]                         # the later mount hides the first
 
 
-@pytest.mark.parametrize("raw", ["/mnt/a b", "tab\there", "back\\slash", "new\nline", "plain/path"])
+@pytest.mark.parametrize("raw", ["/mnt/a b", "tab\there", "back\\slash", "new\nline", "plain/path", "nb\u00a0sp é"])
 def test_fstab_escaping_round_trips(raw):
     escaped = mounts.escape(raw)
-    assert not any(c in escaped for c in " \t\n") and mounts.unescape(escaped) == raw
+    assert not any(c in escaped for c in " \t\n") and mountinfo.unescape(escaped) == raw
     if " " in raw:
         assert "\\040" in escaped
 
@@ -84,7 +85,7 @@ def test_pass_numbers_follow_genfstab(fstype, is_root, expected):
 
 
 def entries(tag="UUID", filt=None, pseudo=False):
-    return recfstab.fstab_entries("/mnt", tag, filt, pseudo, mounts.parse_mountinfo(MOUNTINFO), SWAPS, known_tags())
+    return recfstab.fstab_entries("/mnt", tag, filt, pseudo, mountinfo.parse(MOUNTINFO), SWAPS, known_tags())
 
 
 def test_fstab_entries_by_uuid():
@@ -221,7 +222,7 @@ def test_tools_import_only_the_standard_library():
     for name in ("recstrap", "recfstab", "recchroot", "treecopy", "mounts", "cli"):
         text = (Path(src) / "levitate/install" / f"{name}.py").read_text()
         imports = {line.split()[1] for line in text.splitlines() if line.startswith(("from ..", "import levitate"))}
-        assert imports <= {"..util.errors", "..util.run"}, (name, imports)
+        assert imports <= {"..util.errors", "..util.run", "..util.files", "..util"}, (name, imports)
 
 
 def test_plain_subtrees_get_content_and_times_only(tmp_path):
@@ -249,8 +250,8 @@ def test_plain_subtrees_get_content_and_times_only(tmp_path):
 
 
 def test_plain_subtrees_are_the_fat_mounts_under_the_target(monkeypatch):
-    table = mounts.parse_mountinfo(MOUNTINFO)
-    monkeypatch.setattr(mounts, "mount_table", lambda: table)
+    table = mountinfo.parse(MOUNTINFO)
+    monkeypatch.setattr(mountinfo, "read", lambda: table)
     assert recstrap.plain_subtrees("/mnt") == ("boot",)
     assert recstrap.plain_subtrees("/mntx") == ()
 

@@ -62,6 +62,8 @@ def test_package_list_comments_and_blanks(tmp_path):
 
 @pytest.mark.parametrize("toml,message", [
     ("[source]\nmirorr_url = 'x'\n", "unknown setting(s) mirorr_url"),
+    ("[sytem]\nhostname = 'x'\n", "unknown section(s) sytem"),
+    ("[profile]\nnmae = 'x'\n", "unknown setting(s) nmae"),
     ("[source\n", "profile.toml"),
 ])
 def test_bad_profile_is_one_clear_error(tmp_path, toml, message):

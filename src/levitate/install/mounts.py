@@ -1,4 +1,4 @@
-"""The kernel's mount table (/proc/self/mountinfo) and the escaping it and fstab share.
+"""Questions about the kernel's mount table (read by util/mountinfo.py), fstab escaping, umount.
 
 Standard library only: the install tools run with the live system's own python3.
 """
@@ -7,61 +7,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
+from ..util import mountinfo
 from ..util.run import run
 
-MOUNTINFO = "/proc/self/mountinfo"
-_OCTAL = re.compile(r"\\([0-7]{3})")
-_SPECIAL = re.compile(r"[\s\\]")           # what fstab(5) and the kernel write as \ooo
-
-
-@dataclass(frozen=True)
-class MountEntry:
-    """One line of mountinfo(5), paths unescaped."""
-    mount_id: int
-    parent_id: int
-    device: str          # major:minor
-    fsroot: str          # the path inside the filesystem that is mounted (not / for bind mounts)
-    target: str
-    options: str         # per-mount options (rw, nosuid, relatime, ...)
-    fstype: str
-    source: str
-    super_options: str   # per-filesystem options (rw, errors=remount-ro, ...)
-
-
-def unescape(text: str) -> str:
-    """\\040 -> space and the like, as the kernel escapes space, tab, newline and backslash."""
-    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text)
+_SPECIAL = re.compile(r"[\s\\]", re.ASCII)   # what fstab(5) and the kernel write as \ooo (bytes: ASCII only)
 
 
 def escape(text: str) -> str:
-    """The inverse, as fstab(5) wants: whitespace and backslashes as \\ooo."""
+    """The inverse of mountinfo.unescape, as fstab(5) wants: whitespace and backslashes as \\ooo."""
     return _SPECIAL.sub(lambda m: f"\\{ord(m.group(0)):03o}", text)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """mountinfo(5): `ID PARENT MAJ:MIN ROOT TARGET OPTIONS [OPTIONAL...] - TYPE SOURCE SUPEROPTIONS`."""
-    entries = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        if "-" not in fields[6:]:
-            continue
-        sep = fields.index("-", 6)
-        after = fields[sep + 1:]
-        if len(after) < 2:
-            continue
-        entries.append(MountEntry(
-            mount_id=int(fields[0]), parent_id=int(fields[1]), device=fields[2],
-            fsroot=unescape(fields[3]), target=unescape(fields[4]), options=fields[5],
-            fstype=unescape(after[0]), source=unescape(after[1]),
-            super_options=after[2] if len(after) > 2 else ""))
-    return entries
-
-
-def mount_table(path: str = MOUNTINFO) -> list[MountEntry]:
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        return parse_mountinfo(f.read())
 
 
 def under(path: str, root: str) -> bool:
@@ -70,11 +25,11 @@ def under(path: str, root: str) -> bool:
     return path == root or root == "/" or path.startswith(root + "/")
 
 
-def mounts_under(root: str, table: list[MountEntry] | None = None) -> list[MountEntry]:
+def mounts_under(root: str, table: list[mountinfo.MountEntry] | None = None) -> list[mountinfo.MountEntry]:
     """The mounts at or below `root` (a real path), in mount order; where a later mount hides an
     earlier one on the same target, only the later one."""
-    table = mount_table() if table is None else table
-    visible: dict[str, MountEntry] = {}
+    table = mountinfo.read() if table is None else table
+    visible: dict[str, mountinfo.MountEntry] = {}
     for entry in table:
         if under(entry.target, root):
             visible.pop(entry.target, None)
@@ -82,9 +37,9 @@ def mounts_under(root: str, table: list[MountEntry] | None = None) -> list[Mount
     return list(visible.values())
 
 
-def is_mount_point(path: str, table: list[MountEntry] | None = None) -> bool:
+def is_mount_point(path: str, table: list[mountinfo.MountEntry] | None = None) -> bool:
     real = os.path.realpath(path)
-    table = mount_table() if table is None else table
+    table = mountinfo.read() if table is None else table
     return any(entry.target == real for entry in table)
 
 

@@ -18,14 +18,15 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..leviso.cpulevel import installed_cpu_level
 from ..leviso.initramfs import InitramfsSpec, build_initramfs
 from ..leviso.microcode import Cpu
 from ..rpm.vercmp import rpmvercmp
+from ..util import mountinfo
 from ..util.errors import LevitateError, MissingToolError
+from ..util.files import atomic_output, write_atomic
 from ..util.run import run
 
 log = logging.getLogger("levitate")
@@ -46,27 +47,7 @@ console-mode keep
 FSTAB_SPEC = re.compile(r"^(UUID|LABEL|PARTUUID|PARTLABEL)=\S+$|^/dev/\S+$")
 
 
-@dataclass(frozen=True)
-class Mount:
-    source: str
-    target: str
-    fstype: str
-
-
-def mounts(mountinfo: str) -> list[Mount]:
-    """/proc/self/mountinfo: (source, mount point, type); mount points unescaped (\\040 and the like)."""
-    result = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 10:
-            continue
-        after = line.split(" - ", 1)[1].split()
-        target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-        result.append(Mount(after[1], target, after[0]))
-    return result
-
-
-def find_esp(root: Path, given: str | None, table: list[Mount]) -> Path:
+def find_esp(root: Path, given: str | None, table: list[mountinfo.MountEntry]) -> Path:
     """The ESP: --esp, else /boot or /efi when a FAT filesystem is mounted there."""
     if given:
         esp = Path(given)
@@ -81,7 +62,7 @@ def find_esp(root: Path, given: str | None, table: list[Mount]) -> Path:
                         "mount it (e.g. `mount /dev/XXX1 /boot`) or name it with --esp")
 
 
-def root_spec(root: Path, given: str | None, table: list[Mount]) -> str:
+def root_spec(root: Path, given: str | None, table: list[mountinfo.MountEntry]) -> str:
     """How the kernel finds the root: --root, else the / entry of /etc/fstab, else the UUID of the
     device mounted at /."""
     if given:
@@ -141,34 +122,25 @@ def os_name(root: Path) -> str:
     return "LevitateOS"
 
 
-def _replace(tmp: Path, dest: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dest)
-
-
 def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, modules: tuple[str, ...],
                    cpu: Cpu | None = None) -> Path:
     """Kernel, initramfs and loader entry for `kver` on the ESP; returns the entry. `cpu`: put
     only that CPU's microcode in (None: every CPU's)."""
     directory = esp / ESP_DIR / kver
     directory.mkdir(parents=True, exist_ok=True)
-    initrd_tmp = directory / ".initramfs.img.tmp"
-    # the same early microcode and CPU check as the live system's (build_initramfs reads the tree)
-    build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / BUSYBOX.relative_to("/"),
-                                        modules=modules, cpu_level=installed_cpu_level(root),
-                                        microcode_for=cpu), initrd_tmp)
-    _replace(initrd_tmp, directory / "initramfs.img")
-    linux_tmp = directory / ".linux.tmp"
-    shutil.copyfile(root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)
-    _replace(linux_tmp, directory / "linux")
-    entries = esp / "loader/entries"
-    entries.mkdir(parents=True, exist_ok=True)
-    entry = entries / f"{ENTRY_PREFIX}{kver}.conf"
-    tmp = entries / f".{entry.name}.tmp"
-    tmp.write_text(f"title   {os_name(root)}\nversion {kver}\nlinux   /{ESP_DIR}/{kver}/linux\n"
-                   f"initrd  /{ESP_DIR}/{kver}/initramfs.img\noptions root={spec} ro {options}".rstrip() + "\n")
-    _replace(tmp, entry)
+    # The ESP's directories are synced too: a boot entry whose rename is lost in a power cut
+    # would leave the firmware with no (or a stale) kernel to boot.
+    with atomic_output(directory / "initramfs.img", sync_dir=True) as initrd_tmp:
+        # the same early microcode and CPU check as the live system's (build_initramfs reads the tree)
+        build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / BUSYBOX.relative_to("/"),
+                                            modules=modules, cpu_level=installed_cpu_level(root),
+                                            microcode_for=cpu), initrd_tmp)
+    with atomic_output(directory / "linux", sync_dir=True) as linux_tmp:
+        shutil.copyfile(root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)
+    entry = esp / "loader/entries" / f"{ENTRY_PREFIX}{kver}.conf"
+    write_atomic(entry, f"title   {os_name(root)}\nversion {kver}\nlinux   /{ESP_DIR}/{kver}/linux\n"
+                        f"initrd  /{ESP_DIR}/{kver}/initramfs.img\noptions root={spec} ro {options}".rstrip() + "\n",
+                 sync_dir=True)
     return entry
 
 
@@ -222,10 +194,7 @@ def write_loader_conf(esp: Path) -> None:
         return
     if conf.is_file() and conf.read_text() == LOADER_CONF:
         return
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    tmp = conf.with_name(".loader.conf.tmp")
-    tmp.write_text(LOADER_CONF)
-    _replace(tmp, conf)
+    write_atomic(conf, LOADER_CONF, sync_dir=True)
 
 
 def extra_modules(root: Path) -> tuple[str, ...]:
@@ -241,7 +210,7 @@ def recboot(args: argparse.Namespace, root: Path = Path("/")) -> int:
     if not (root / BUSYBOX.relative_to("/")).is_file():
         raise LevitateError(f"{BUSYBOX} is missing: it is what the initramfs runs on",
                             "this is not a LevitateOS system, or the file was removed (reinstall with recstrap)")
-    table = mounts(Path("/proc/self/mountinfo").read_text())
+    table = mountinfo.read()
     esp = find_esp(root, args.esp, table)
     spec = root_spec(root, args.root, table)
     kernels = installed_kernels(root)

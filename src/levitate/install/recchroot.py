@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 
+from ..util import mountinfo
 from ..util.errors import LevitateError
 from ..util.run import run, start
 from . import mounts
@@ -99,7 +100,7 @@ def read_record(path: str) -> list[tuple[str, str]]:
     """(kind, path) lines of a record; none when it cannot be read."""
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            return [(kind, mounts.unescape(rest)) for kind, _, rest in
+            return [(kind, mountinfo.unescape(rest)) for kind, _, rest in
                     (line.rstrip("\n").partition(" ") for line in f) if rest]
     except OSError:
         return []
@@ -118,7 +119,7 @@ def clean_stale() -> None:
         if os.path.exists(f"/proc/{name}"):
             continue
         record = f"{RECORDS}/{name}"
-        table = mounts.mount_table()
+        table = mountinfo.read()
         left = [path for kind, path in lines if kind == "mount" and path not in alive   # not a running one's
                 and mounts.is_mount_point(path, table)]
         for target in reversed(left):

@@ -20,6 +20,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from ..util import mountinfo
 from ..util.errors import LevitateError, MissingToolError
 from ..util.run import run
 from . import mounts
@@ -137,7 +138,7 @@ def inside(path: str, root: str) -> str:
     return "/" + rel.lstrip("/")
 
 
-def fstab_entries(root: str, tag: str, filt: str | None, pseudo: bool, table: list[mounts.MountEntry],
+def fstab_entries(root: str, tag: str, filt: str | None, pseudo: bool, table: list[mountinfo.MountEntry],
                   swaps: str, tags: Tags) -> list[FstabEntry]:
     entries = []
     visible = mounts.mounts_under(root, table)
@@ -180,7 +181,7 @@ def swap_entries(root: str, tag: str, filt: str | None, swaps: str, tags: Tags) 
         fields = line.split()
         if len(fields) < 5:
             continue
-        device, kind, prio = mounts.unescape(fields[0]), fields[1], int(fields[4])
+        device, kind, prio = mountinfo.unescape(fields[0]), fields[1], int(fields[4])
         if device.endswith(" (deleted)") or os.path.basename(device).startswith("zram"):
             continue
         if filt and not mounts.under(device, filt):
@@ -200,7 +201,7 @@ def recfstab(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.root):
         raise LevitateError(f"{args.root} is not a directory", "give the directory the new root is mounted on")
     root = os.path.realpath(args.root)
-    table = mounts.mount_table()
+    table = mountinfo.read()
     if not any(m.target == root for m in table):
         raise LevitateError(f"nothing is mounted at {args.root}",
                             f"mount the new root partition there first (mount /dev/XXX {args.root})")

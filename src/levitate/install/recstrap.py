@@ -45,6 +45,8 @@ import time
 from dataclasses import dataclass
 
 from ..util.errors import LevitateError
+from ..util import mountinfo
+from ..util.files import atomic_write
 from ..util.run import run
 from . import mounts, treecopy
 from .cli import run_tool
@@ -172,7 +174,7 @@ NO_UNIX_METADATA = {"vfat", "msdos", "exfat", "ntfs", "ntfs3", "fuseblk"}
 def plain_subtrees(target: str) -> tuple[str, ...]:
     """Mounts under the target (relative paths) that cannot keep owners, modes or links: the
     ESP at /boot. Files land there with their content and times only, as pacstrap's do."""
-    return tuple(os.path.relpath(entry.target, target) for entry in mounts.mount_table()
+    return tuple(os.path.relpath(entry.target, target) for entry in mountinfo.read()
                  if entry.fstype in NO_UNIX_METADATA and mounts.under(entry.target, target)
                  and entry.target != target)
 
@@ -195,7 +197,7 @@ def is_system_path(real: str) -> bool:
         path = os.path.dirname(path)
         if _identity(path) in trees:
             return True
-    table = mounts.mount_table()                # a bind mount's own root, as the kernel names it
+    table = mountinfo.read()                # a bind mount's own root, as the kernel names it
     device, inside = _in_filesystem(real, table)
     for tree in SYSTEM_TREES:
         if os.path.exists(tree):
@@ -213,7 +215,7 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _in_filesystem(real: str, table: list[mounts.MountEntry]) -> tuple[str, str]:
+def _in_filesystem(real: str, table: list[mountinfo.MountEntry]) -> tuple[str, str]:
     """(device, path inside that filesystem) of a real path: from the mount it is on, the last
     mounted at the longest target above it."""
     best = None
@@ -319,7 +321,7 @@ def create_marker(path: str) -> int:
 def clean_stale_mounts() -> None:
     """Mounts a killed recstrap (SIGKILL: no cleanup) left behind, recognised by their name."""
     pattern = re.compile(rf"/{MOUNT_PREFIX}(\d+)-[^/]*$")
-    for entry in mounts.mount_table():
+    for entry in mountinfo.read():
         m = pattern.search(entry.target)
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
             mounts.umount(entry.target)
@@ -448,13 +450,9 @@ def lock_root(shadow: str) -> bool:
     else:
         return False
     st = os.stat(shadow)
-    tmp = f"{shadow}.recstrap"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+    with atomic_write(shadow, "w", perm=stat.S_IMODE(st.st_mode), owner=(st.st_uid, st.st_gid), sync_dir=True,
+                      encoding="utf-8", errors="surrogateescape") as f:
         f.write("\n".join(lines))
-    os.chown(tmp, st.st_uid, st.st_gid)
-    os.chmod(tmp, stat.S_IMODE(st.st_mode))
-    os.replace(tmp, shadow)
     return True
 
 

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..util.epoch import source_date_epoch
 from ..util.errors import LevitateError
 from .profile import Profile
 
@@ -51,6 +52,9 @@ class BuildContext:
     weak_deps: bool | None = None  # None: the profile decides
     verify_signatures: bool = True
     jobs: int = max(2, os.cpu_count() or 2)
+
+    def __post_init__(self) -> None:
+        source_date_epoch()       # a malformed value fails now, not after the rootfs is built
 
     @property
     def rootfs(self) -> Path:

@@ -13,7 +13,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from levitate.util.epoch import source_date_epoch
 from levitate.util.errors import LevitateError
+from levitate.util.files import atomic_output
 from levitate.util.run import run
 
 log = logging.getLogger("levitate")
@@ -69,15 +71,12 @@ def build_esp(files: Mapping[str, Path], out: Path, *, label: str = DEFAULT_LABE
         folded[key] = name
         if not Path(src).is_file():
             raise LevitateError(f"{src} (for {name} on the ESP) not found", "build the earlier stages first")
-    if volume_id is None and (sde := os.environ.get("SOURCE_DATE_EPOCH", "").strip()).isdigit():
-        volume_id = int(sde) & 0xFFFFFFFF
+    if volume_id is None:
+        volume_id = source_date_epoch()
 
     size = esp_size(files)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
     env = _mtools_env()
-    try:
+    with atomic_output(out, perm=0o644) as tmp:
         cmd = ["mkfs.fat", "-C", "-n", label]
         if volume_id is not None:
             cmd += ["-i", f"{volume_id:08X}"]
@@ -91,10 +90,6 @@ def build_esp(files: Mapping[str, Path], out: Path, *, label: str = DEFAULT_LABE
         for name in sorted(files, key=lambda n: str(_esp_path(n))):
             run(["mcopy", "-m", "-i", tmp, Path(files[name]), f"::/{_esp_path(name)}"], env=env,
                 what=f"mcopy {name} into the ESP image", hint="install mtools; check free space on the build disk")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("ESP image %s: %d MiB, %d files", out.name, size // MIB, len(files))
     return out
 

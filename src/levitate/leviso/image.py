@@ -11,7 +11,9 @@ import os
 import uuid
 from pathlib import Path
 
+from ..util.epoch import source_date_epoch
 from ..util.errors import LevitateError
+from ..util.files import atomic_output
 from ..util.run import run
 from .profile import ImageSettings
 
@@ -55,39 +57,25 @@ def choose_format(config: dict[str, str], settings: ImageSettings) -> str:
     return "squashfs"
 
 
-def _epoch() -> int | None:
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise LevitateError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds", "unset it or fix it")
-    return int(value)
-
-
 def build_image(tree: Path, out: Path, fmt: str, compression: str = "lz4hc") -> Path:
     """Build `out` from `tree` (owners kept as in the tree); written to a temporary name first.
 
     With SOURCE_DATE_EPOCH set, timestamps and the filesystem UUID are fixed, so the same tree
     gives the same image.
     """
-    epoch = _epoch()
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    if fmt == "erofs":
-        argv = ["mkfs.erofs", "--quiet", f"-z{compression}"]
-        if epoch is not None:
-            argv += [f"-T{epoch}", f"-U{uuid.uuid5(uuid.NAMESPACE_URL, f'levitateos:{out.name}:{epoch}')}"]
-        argv += [tmp, tree]
-    elif fmt == "squashfs":
-        # mksquashfs reads SOURCE_DATE_EPOCH itself (and refuses time options beside it).
-        argv = ["mksquashfs", tree, tmp, "-comp", "zstd", "-noappend", "-quiet", "-no-progress"]
-    else:
+    epoch = source_date_epoch()
+    if fmt not in ("erofs", "squashfs"):
         raise LevitateError(f"unknown image format {fmt}")
-    try:
+    with atomic_output(out) as tmp:
+        if fmt == "erofs":
+            argv = ["mkfs.erofs", "--quiet", f"-z{compression}"]
+            if epoch is not None:
+                argv += [f"-T{epoch}", f"-U{uuid.uuid5(uuid.NAMESPACE_URL, f'levitateos:{out.name}:{epoch}')}"]
+            argv += [tmp, tree]
+        else:
+            # mksquashfs reads SOURCE_DATE_EPOCH itself (and refuses time options beside it).
+            argv = ["mksquashfs", tree, tmp, "-comp", "zstd", "-noappend", "-quiet", "-no-progress"]
         run(argv, what=f"building {out.name}", hint="see `leviso preflight` for the image tools")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

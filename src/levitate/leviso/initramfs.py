@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from levitate.util.epoch import source_date_epoch
 from levitate.util.errors import LevitateError
+from levitate.util.files import write_atomic
 from levitate.util.run import run
 
 from .cpulevel import CPU_LEVEL_SUMMARY, required_flags
@@ -120,13 +122,6 @@ def _clean_path(path: str) -> str:
     return "/".join(parts)
 
 
-def source_date_epoch() -> int:
-    value = os.environ.get("SOURCE_DATE_EPOCH", "0") or "0"
-    if not value.isdigit():
-        raise LevitateError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds", "unset it or fix it")
-    return int(value)
-
-
 def _pad(n: int) -> bytes:
     return b"\0" * (-n % 4)
 
@@ -145,7 +140,7 @@ def write_cpio_newc(entries: Iterable[CpioEntry], fileobj: BinaryIO, *, mtime: i
     directories are added (0755); with `devices`, /dev/console and /dev/null are added unless given.
     """
     if mtime is None:
-        mtime = source_date_epoch()
+        mtime = source_date_epoch() or 0
     members: dict[str, CpioEntry] = {}
     for entry in entries:
         path = _clean_path(entry.path)
@@ -611,15 +606,7 @@ def build_initramfs(rootfs: Path, spec: InitramfsSpec, out: Path) -> InitramfsIn
         count = write_cpio_newc(entries, buffer)
         early = early_cpio(microcode) if microcode else b""
         image = early + compress(buffer.getvalue(), method)
-        tmp_out = out.with_name(f".{out.name}.tmp")
-        try:
-            with open(tmp_out, "wb") as f:
-                f.write(image)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_out, out)
-        finally:
-            tmp_out.unlink(missing_ok=True)
+        write_atomic(out, image)
     log.debug("initramfs: %d modules, loaded in this order: %s", len(selection.files),
               " ".join(m for m, _ in selection.load))
     log.debug("initramfs: %d members, %.1f MiB cpio -> %.2f MiB %s, after %.2f MiB of early microcode (%s)",

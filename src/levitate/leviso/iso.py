@@ -14,12 +14,12 @@ BIOS boot record. `iso_report` reads the layout back through xorriso for tests a
 from __future__ import annotations
 
 import logging
-import os
 import re
 import uuid
 from pathlib import Path
 
 from levitate.util.errors import LevitateError
+from levitate.util.files import atomic_output
 from levitate.util.run import run
 
 log = logging.getLogger("levitate")
@@ -63,16 +63,9 @@ def build_iso(tree: Path, esp_image: Path, out: Path, *, volume_label: str) -> P
         raise LevitateError(f"ISO tree {tree} not found", "build the earlier stages first (`leviso build`)")
     if not esp_image.is_file() or esp_image.stat().st_size == 0:
         raise LevitateError(f"ESP image {esp_image} not found", "build the earlier stages first (`leviso build`)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
+    with atomic_output(out, perm=0o644) as tmp:
         run(xorriso_command(tree, esp_image, tmp, volume_label=volume_label),
             what="xorriso (writing the ISO)", hint=_HINT)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("ISO %s: %.1f MiB", out, out.stat().st_size / 2**20)
     return out
 

@@ -20,7 +20,6 @@ import logging
 import os
 import posixpath
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
 from levitate.util.errors import LevitateError
+from levitate.util.files import atomic_write
 
 log = logging.getLogger("levitate")
 
@@ -233,18 +233,9 @@ class IsoReader:
     def extract(self, path: str, dest: str | os.PathLike) -> Path:
         """Copy a file out of the image to `dest` (via a temporary name, then renamed)."""
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.open(path) as src:
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    while chunk := src.read(CHUNK_SIZE):
-                        out.write(chunk)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, dest)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        with self.open(path) as src, atomic_write(dest, perm=0o644) as out:
+            while chunk := src.read(CHUNK_SIZE):
+                out.write(chunk)
         return dest
 
     def extract_tree(self, path: str, dest: str | os.PathLike) -> Path:

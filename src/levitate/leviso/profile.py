@@ -109,6 +109,11 @@ class BootSettings:
 
 
 @dataclass(frozen=True)
+class ProfileSettings:
+    name: str = ""                        # empty: the profile directory's name
+
+
+@dataclass(frozen=True)
 class Profile:
     path: Path
     name: str
@@ -123,7 +128,6 @@ class Profile:
     initramfs: InitramfsSettings
     boot: BootSettings
     packages: tuple[str, ...]
-    raw: dict = field(default_factory=dict, repr=False)   # sections later stages read
 
     @property
     def lock_path(self) -> Path:
@@ -176,10 +180,17 @@ def load_profile(directory: str | Path) -> Profile:
     packages = read_package_list(packages_path)
     if not packages:
         raise LevitateError(f"{packages_path} lists no packages", "list the packages to install, one per line")
+    sections = ("profile", "source", "key", "resolve", "rootfs", "system", "os_release", "image", "busybox",
+                "initramfs", "boot")
+    unknown = set(data) - set(sections)
+    if unknown:
+        raise LevitateError(f"{toml_path}: unknown section(s) {', '.join(sorted(unknown))}",
+                            f"known sections: {', '.join(sections)}")
     resolve = dict(data.get("resolve", {}))
+    meta = _section(ProfileSettings, data.get("profile", {}), f"{toml_path} [profile]")
     return Profile(
         path=directory,
-        name=data.get("profile", {}).get("name", directory.name),
+        name=meta.name or directory.name,
         source=_section(SourceSettings, data.get("source", {}), f"{toml_path} [source]"),
         key=_section(KeySettings, data.get("key", {}), f"{toml_path} [key]"),
         resolve=_section(ResolveSettings, resolve, f"{toml_path} [resolve]"),
@@ -191,5 +202,4 @@ def load_profile(directory: str | Path) -> Profile:
         initramfs=_section(InitramfsSettings, data.get("initramfs", {}), f"{toml_path} [initramfs]"),
         boot=_section(BootSettings, data.get("boot", {}), f"{toml_path} [boot]"),
         packages=packages,
-        raw=data,
     )

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..util.errors import LevitateError, MissingToolError
+from ..util.files import atomic_output
 from ..util.log import log
 from ..util.run import Process, run, start, stop
 from .live import SHELL_MARKER
@@ -233,19 +234,13 @@ def create_disk(path: Path, size: str | int) -> Path:
     nbytes = size if isinstance(size, int) else parse_size(size)
     if path.exists():
         raise LevitateError(f"{path} already exists", "remove it first, or use it as it is")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
+    with atomic_output(path) as tmp:
         if disk_format(path) == "qcow2":
             run([require_qemu("qemu-img"), "create", "-q", "-f", "qcow2", tmp, str(nbytes)],
                 what=f"creating the disk image {path}")
         else:
             with open(tmp, "wb") as f:
                 f.truncate(nbytes)
-        tmp.rename(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -462,11 +457,8 @@ class VM:
             code, template = find_ovmf()
             self._code_path = code
             if not self.vars_path.exists():
-                self.vars_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.vars_path.with_name(self.vars_path.name + ".tmp")
-                shutil.copyfile(template, tmp)
-                os.chmod(tmp, 0o644)
-                tmp.rename(self.vars_path)
+                with atomic_output(self.vars_path, perm=0o644) as tmp:
+                    shutil.copyfile(template, tmp)
         return self._code_path, self.vars_path
 
     def _drives(self) -> list[str]:

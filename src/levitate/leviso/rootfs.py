@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..rpm.extract import ExtractResult, apply_ownership, extract_rpm, read_id_map
 from ..rpm.header import RpmFile
+from ..util import mountinfo
 from ..util.errors import LevitateError
 from ..util.log import Progress, stage
 from ..util.run import run
@@ -54,8 +55,7 @@ def rootfs_is_current(ctx: BuildContext) -> bool:
 def unmount_below(path: Path) -> None:
     """Unmount anything mounted at or below `path` (left by a killed run) before deleting it."""
     prefix = str(path.resolve())
-    with open("/proc/self/mountinfo") as mountinfo:
-        points = [line.split()[4].encode().decode("unicode_escape") for line in mountinfo]
+    points = [entry.target for entry in mountinfo.read()]
     for point in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), reverse=True):
         run(["umount", "--lazy", point], check=False)
 
@@ -165,6 +165,6 @@ def build_rootfs(ctx: BuildContext, downloaded) -> Path:
         raise
     if os.path.lexists(ctx.rootfs):
         remove_tree(ctx.rootfs)
-    os.rename(partial, ctx.rootfs)
+    os.rename(partial, ctx.rootfs)        # a whole tree, built in place under its own name: no files helper
     _stamp(ctx).write(rootfs_inputs(ctx), packages=len(downloaded.paths))
     return ctx.rootfs

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..util.errors import LevitateError
-from ..util.files import in_tree
+from ..util.files import in_tree, write_atomic
 from ..util.run import run
 from .chroot import in_chroot, tree_has
 from .profile import Profile
@@ -158,11 +158,7 @@ def lock_unprovisioned_root(root: Path) -> None:
     changed = [re.sub(rf"^root:{re.escape(UNPROVISIONED)}:", f"root:{LOCKED}:", line) for line in lines]
     if changed != lines:
         st = shadow.stat()
-        tmp = shadow.with_name(".shadow.levitate")
-        tmp.write_text("\n".join(changed) + "\n")
-        os.chown(tmp, st.st_uid, st.st_gid)
-        os.chmod(tmp, st.st_mode & 0o7777)
-        os.replace(tmp, shadow)
+        write_atomic(shadow, "\n".join(changed) + "\n", perm=st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
 
 
 def mask_dracut(root: Path) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pefile
 
 from levitate.util.errors import LevitateError
+from levitate.util.files import write_atomic
 
 log = logging.getLogger("levitate")
 
@@ -272,15 +273,7 @@ def build_uki(stub: Path, kernel: Path, initrd: Path, cmdline: str, os_release: 
     pe.__data__ = data
     image = pe.write()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(image)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(out, image, perm=0o644)
     info = read_uki(out)
     log.info("UKI %s: %.1f MiB (%s)", out.name, info.size / 2**20, ", ".join(s.name for s in info.sections))
     return info

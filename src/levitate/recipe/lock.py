@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..util.errors import LevitateError
+from ..util.toml import key, quote
 from .recipe import RecipeInfo
-from .rhai.rewrite import _escape
 from .state import write_text_atomic
 
 LOCK_NAME = "recipe.lock"
@@ -48,8 +48,8 @@ def format_lock(recipes: Iterable[RecipeInfo]) -> str:
     lines = ["# recipe.lock: written by `recipe lock update`; `recipe install --locked` installs",
              "# exactly these versions.", ""]
     for r in sorted(recipes, key=lambda r: r.name):
-        lines += [f'[packages."{_escape(r.name, chr(34))}"]', f'version = "{_escape(r.version, chr(34))}"',
-                  f'recipe_sha256 = "{r.digest()}"', ""]
+        lines += [f"[packages.{key(r.name)}]", f"version = {quote(r.version)}",
+                  f"recipe_sha256 = {quote(r.digest())}", ""]
     return "\n".join(lines)
 
 

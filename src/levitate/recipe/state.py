@@ -12,10 +12,9 @@ directory, is synced, and renamed over the recipe (its mode kept).
 from __future__ import annotations
 
 import errno
-import os
-import tempfile
 from pathlib import Path
 
+from ..util.files import write_atomic
 from .recipe import STATE_VARS, RecipeError, _read_source
 from .rhai.rewrite import rhai_literal, set_variables, top_level_variables
 
@@ -71,22 +70,9 @@ def write_state(path: Path, values: dict, *, extra: dict | None = None) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` (UTF-8, newlines as given) via a synced temporary file."""
     try:
-        mode = path.stat().st_mode & 0o7777
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_atomic(path, text, perm=path.stat().st_mode & 0o7777, sync_dir=True)
     except OSError as e:
         raise _state_error(path, e) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise _state_error(path, e) from None
-        raise
 
 
 def _state_error(path: Path, e: OSError) -> RecipeError:

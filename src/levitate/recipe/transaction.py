@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..util.errors import LevitateError
+from ..util.files import atomic_output
 from .helpers.checksum import file_digest
 from .recipe import read_info
 from .state import write_text_atomic
@@ -111,17 +112,11 @@ def _move(src: Path, dst: Path) -> None:
     except OSError as e:
         if e.errno != errno.EXDEV:
             raise
-        tmp = dst.with_name(f".{dst.name}.recipe-tmp")
-        try:
+        with atomic_output(dst) as tmp:          # a half copy must not keep the disk full
             if src.is_symlink():
                 os.symlink(os.readlink(src), tmp)
             else:
                 shutil.copy2(src, tmp)
-            os.rename(tmp, dst)
-        except BaseException:
-            if os.path.lexists(tmp):             # a half copy must not keep the disk full
-                os.unlink(tmp)
-            raise
         os.unlink(src)
 
 

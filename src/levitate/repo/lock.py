@@ -26,13 +26,14 @@ fails saying which pinned package is missing or changed.
 from __future__ import annotations
 
 import os
-import tempfile
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..util.errors import LevitateError, VerificationError
+from ..util.files import write_atomic
+from ..util.toml import quote
 from .repodata import Package, Repository
 
 LOCK_VERSION = 1
@@ -74,26 +75,6 @@ def _normal_algo(algo: str) -> str:
     return "sha1" if algo == "sha" else algo
 
 
-def _quote(value: str) -> str:
-    """A TOML basic string."""
-    out = ['"']
-    for ch in value:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 def format_lock(packages: Iterable[Package | LockedPackage], *, name: str = LOCK_NAME) -> str:
     """The lock file's text for `packages` (sorted by name, then arch)."""
     entries = [p if isinstance(p, LockedPackage) else LockedPackage.from_package(p) for p in packages]
@@ -103,16 +84,16 @@ def format_lock(packages: Iterable[Package | LockedPackage], *, name: str = LOCK
         algo, hexdigest = e.checksum
         lines += [
             "[[package]]",
-            f"name = {_quote(e.name)}",
+            f"name = {quote(e.name)}",
             f"epoch = {int(e.epoch)}",
-            f"version = {_quote(e.version)}",
-            f"release = {_quote(e.release)}",
-            f"arch = {_quote(e.arch)}",
-            f"nevra = {_quote(e.nevra)}",
-            f"repo = {_quote(e.repo)}",
+            f"version = {quote(e.version)}",
+            f"release = {quote(e.release)}",
+            f"arch = {quote(e.arch)}",
+            f"nevra = {quote(e.nevra)}",
+            f"repo = {quote(e.repo)}",
             f"size = {int(e.size)}",
-            f"sha256 = {_quote(hexdigest)}" if algo == "sha256" else f"checksum = {_quote(f'{algo}:{hexdigest}')}",
-            f"location = {_quote(e.location)}",
+            f"sha256 = {quote(hexdigest)}" if algo == "sha256" else f"checksum = {quote(f'{algo}:{hexdigest}')}",
+            f"location = {quote(e.location)}",
             "",
         ]
     return "\n".join(lines)
@@ -124,20 +105,7 @@ def write_lock(path: str | os.PathLike, resolution_or_packages) -> Path:
     path = Path(path)
     packages = getattr(resolution_or_packages, "packages", resolution_or_packages)
     text = format_lock(packages, name=path.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, text, sync_dir=True)
     return path
 
 

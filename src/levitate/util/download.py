@@ -440,6 +440,7 @@ def _download_one(session: _Session, job: DownloadJob, on_progress: Callable[...
             except OSError as e:
                 part.remove()
                 raise _write_error(part.path, e) from None
+            # Not files.atomic_write: the .part keeps a fixed name so an interrupted download resumes.
             os.replace(part.path, dest)
             part.renamed = True
             return dest
