@@ -24,8 +24,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...leviso.sources import DirSource, MirrorSource
-from ...leviso.trust import Trust
+from ...repo.sources import DirSource, MirrorSource
+from ...repo.trust import Trust
 from ...repo.repodata import Repository, parse_repomd, read_primary
 from ...repo.resolve import resolve
 from ...rpm import openpgp
