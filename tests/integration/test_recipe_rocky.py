@@ -4,9 +4,13 @@ the same chain of trust leviso uses, into a temporary prefix; and removed again.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
+from tests.cheat_aware import cheat_aware
+from tests.integration.minirepo import gpg_home
 from tests.recipe_support import World
 
 pytestmark = pytest.mark.slow
@@ -69,8 +73,44 @@ def test_rocky_package_with_a_bad_signature_key_is_refused(rocky_world, sample_r
     toml.write_text(toml.read_text().replace(sample_repo.fingerprint_spaced, sample_repo.other_fingerprint))
     (w.recipes / "less.rhai").write_text(RECIPE.format(name="less", version="590"))
     proc = w.run("install", "less")
-    assert proc.returncode != 0 and "does not have the pinned fingerprint" in proc.stderr
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("recipe: error:")]
+    assert proc.returncode != 0 and "no release key with the pinned fingerprint" in line
+    assert f"{sample_repo.root / 'RPM-GPG-KEY-sample'} has fingerprint" in line
     assert w.files() == set()
+
+
+@cheat_aware(protects="rpm_install looks for the release key where leviso does, through the same code: "
+                      "the cached key first, then the mirror's root, then the configured location, and "
+                      "caches a key it found elsewhere",
+             cheats=["reading only the configured key location (recipe's old copy of the chain)",
+                     "a recipe-only key loader that happens to accept this layout"],
+             consequence="recipe and leviso trust different keys for the same Rocky repositories, and "
+                         "recipe breaks when the configured key location is unreachable although the "
+                         "pinned key is cached")
+def test_rocky_release_key_is_found_where_leviso_finds_it(rocky_world, sample_repo, sample_server):
+    w = rocky_world
+    # The configured location holds another key under the same name: a key from there is refused.
+    wrong = w.root / "wrong" / "RPM-GPG-KEY-sample"
+    wrong.parent.mkdir()
+    with gpg_home(sample_repo, other=True) as env:
+        wrong.write_bytes(subprocess.run(["gpg", "--batch", "--armor", "--export", sample_repo.other_fingerprint],
+                                         env=env, check=True, capture_output=True).stdout)
+    toml = w.recipes / "recipe.toml"
+    toml.write_text(toml.read_text().replace(str(sample_repo.root / "RPM-GPG-KEY-sample"), str(wrong)))
+    cached = w.root / "cache" / "recipe" / "rpm" / "keys" / "RPM-GPG-KEY-sample"
+    cached.parent.mkdir(parents=True)
+    shutil.copy(sample_repo.root / "RPM-GPG-KEY-sample", cached)
+    (w.recipes / "less.rhai").write_text(RECIPE.format(name="less", version="590"))
+    mirror_key = "/mirror/RPM-GPG-KEY-sample"
+    sample_server.reset_log()
+    w.ok("install", "less")                                  # the cached key, first
+    assert sample_server.count(mirror_key) == 0
+    assert (w.prefix / "bin" / "less").is_file()
+    w.ok("remove", "less")
+    cached.unlink()
+    w.ok("install", "--dry-run", "less")                     # then the mirror's root, before `key`
+    assert sample_server.count(mirror_key) == 1
+    assert cached.read_bytes() == (sample_repo.root / "RPM-GPG-KEY-sample").read_bytes()
 
 
 def test_rocky_dry_run_resolves_the_closure_without_fetching_rpms(rocky_world, sample_server, sample_repo):

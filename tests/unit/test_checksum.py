@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from levitate.leviso.checksum import (clearsigned_body, newest_matching, parse_checksum, parse_checksums,
+from levitate.repo.checksum import (clearsigned_body, newest_matching, parse_checksum, parse_checksums,
                                       parse_index_html)
 from levitate.util.download import fetch_bytes
 from levitate.util.errors import LevitateError

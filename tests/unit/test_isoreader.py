@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from levitate.leviso.isoreader import IsoReader
+from levitate.repo.isoreader import IsoReader
 from levitate.util.errors import LevitateError
 from tests.cheat_aware import cheat_aware
 

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..repo.lock import check_locked, read_lock, write_lock
+from ..repo.repositories import RepoSet, open_repositories
 from ..repo.resolve import Resolution, resolve
+from ..repo.sources import Source, open_source
+from ..repo.trust import Trust, load_trust
 from ..rpm.header import RpmFile
 from ..rpm.verify import verify_header
 from ..util.errors import LevitateError
 from ..util.log import Progress, stage
 from .context import BuildContext
-from .repositories import RepoSet, open_repositories
-from .sources import open_source
-from .trust import Trust
 
 log = logging.getLogger("levitate")
 
@@ -31,6 +31,32 @@ class Downloaded:
     paths: list[Path]
     trust: Trust
     resolution: Resolution | None
+
+
+def profile_source(ctx: BuildContext) -> Source:
+    """The source `--source` (or the profile's default) names."""
+    spec, settings = ctx.source, ctx.profile.source
+    return open_source(spec.kind, spec.location, arch=settings.arch, repos=settings.repos, cache=ctx.cache,
+                       parallel=min(8, max(4, ctx.jobs * 2)), iso_file=settings.iso_file,
+                       iso_pattern=settings.iso_pattern)
+
+
+def profile_trust(ctx: BuildContext, source: Source) -> Trust:
+    """The release key pinned by [key] in the profile (none under --insecure-skip-signature-checks)."""
+    if not ctx.verify_signatures:
+        log.warning("WARNING: --insecure-skip-signature-checks: OpenPGP signatures are NOT checked; "
+                    "never use the result for anything but a local experiment")
+        return Trust(None)
+    key = ctx.profile.key
+    return load_trust(key.fingerprint, source, key_file=key.file, key_url=key.url, cache=ctx.cache / "keys",
+                      setting=f"{ctx.profile.path / 'profile.toml'}: [key] fingerprint",
+                      hint="the source may not be genuine; check [key] in profile.toml")
+
+
+def profile_repositories(ctx: BuildContext, source: Source) -> RepoSet:
+    """The pinned key, the DVD's signed CHECKSUM when the source is an ISO, then the repositories."""
+    return open_repositories(source, ctx.profile.source.repos, profile_trust(ctx, source), ctx.cache,
+                             missing_hint="check the source location and the repository name {repo} in profile.toml")
 
 
 def resolve_packages(ctx: BuildContext, repos: RepoSet) -> tuple[list, Resolution | None]:
@@ -65,8 +91,8 @@ def refuse_selinux_policy(packages, resolution: Resolution | None) -> None:
 
 def download_stage(ctx: BuildContext) -> Downloaded:
     """Resolve the profile, then fetch every package into the cache and check its signature."""
-    with stage(f"download from {ctx.source}"), open_source(ctx) as source:
-        repos = open_repositories(ctx, source)
+    with stage(f"download from {ctx.source}"), profile_source(ctx) as source:
+        repos = profile_repositories(ctx, source)
         trust = repos.trust
         packages, resolution = resolve_packages(ctx, repos)
         total = sum(p.size_package or 0 for p in packages)
@@ -101,8 +127,8 @@ def build(ctx: BuildContext) -> Path:
 
 def show_packages(ctx: BuildContext, why: bool = False) -> str:
     """The resolved set: name, EVR, arch, repository and size (and why each package is there)."""
-    with open_source(ctx) as source:
-        packages, resolution = resolve_packages(ctx, open_repositories(ctx, source))
+    with profile_source(ctx) as source:
+        packages, resolution = resolve_packages(ctx, profile_repositories(ctx, source))
     rows = []
     for p in packages:
         line = f"{p.name:<32} {str(p.evr):<28} {p.arch:<7} {p.repo:<10} {(p.size_installed or 0) / 2**20:9.1f} MiB"

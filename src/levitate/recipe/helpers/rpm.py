@@ -2,12 +2,13 @@
 Rocky repositories and installs it, with the part of its dependency closure that neither the
 system's RPM database nor an installed recipe already provides, into PREFIX.
 
-The chain of trust is leviso's: the release key is used only when its fingerprint equals the
-configured pin, repomd.xml must carry its valid signature, repodata files match repomd.xml, each
-RPM matches primary's digest and its header signature and payload digest are checked while it
-is extracted (the same `extract_rpm`). Paths are mapped into the prefix: `/usr/X` -> `PREFIX/X`,
-anything else `/Y` -> `PREFIX/Y`; the merged-/usr links at the top (`/bin -> usr/bin`) are
-skipped.
+The chain of trust is leviso's, through the same functions (levitate.repo): the release key is
+looked for where leviso looks (the cached key, the mirror's root, then the configured location)
+and used only when its fingerprint equals the configured pin, repomd.xml must carry its valid
+signature, repodata files match repomd.xml, each RPM matches primary's digest and its header
+signature and payload digest are checked while it is extracted (the same `extract_rpm`). Paths
+are mapped into the prefix: `/usr/X` -> `PREFIX/X`, anything else `/Y` -> `PREFIX/Y`; the
+merged-/usr links at the top (`/bin -> usr/bin`) are skipped.
 
 Configuration: `[rocky]` in `recipe.toml` in the first recipes directory (mirror, key,
 fingerprint, repos, arch), or the environment: RECIPE_ROCKY_MIRROR, RECIPE_ROCKY_KEY,
@@ -17,22 +18,23 @@ RECIPE_ROCKY_FINGERPRINT.
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
-import subprocess
 import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...leviso.sources import DirSource, MirrorSource
-from ...leviso.trust import Trust
-from ...repo.repodata import Repository, parse_repomd, read_primary
+from ...repo.repositories import RepoSet, open_repositories
 from ...repo.resolve import resolve
-from ...rpm import openpgp
+from ...repo.sources import MirrorSource, Source, open_source
+from ...repo.trust import Trust, load_trust
 from ...rpm.extract import extract_rpm
-from ...util import download as dl
-from ...util.errors import LevitateError, VerificationError
+from ...util.errors import LevitateError
+from ...util.run import run
 from .context import Context, HelperError
+
+DEFAULT_KEY_FILE = "RPM-GPG-KEY-Rocky-10"     # leviso's default [key] file too
 
 
 @dataclass(frozen=True)
@@ -64,65 +66,36 @@ def load_config(recipes_dir: Path | None, cache: Path) -> RockyConfig | None:
                        data.get("arch", "x86_64"))
 
 
-def _trust(cfg: RockyConfig) -> Trust:
+def _source(cfg: RockyConfig) -> Source:
+    kind, location = ("dir", cfg.mirror[4:]) if cfg.mirror.startswith("dir:") else ("mirror", cfg.mirror)
+    return open_source(kind, location, arch=cfg.arch, repos=cfg.repos, cache=cfg.cache)
+
+
+def _trust(cfg: RockyConfig, source: Source) -> Trust:
+    """The pinned release key, looked for as leviso does: CACHE/keys/NAME, NAME at the mirror's
+    root, then `key` itself (NAME is the last component of `key`)."""
     if not cfg.fingerprint:
         raise LevitateError("the Rocky release key's fingerprint is not configured",
                             "set fingerprint (40 hex digits) under [rocky] in recipe.toml")
-    try:
-        pin = openpgp.normalize_fingerprint(cfg.fingerprint)
-    except openpgp.OpenPGPError as exc:
-        raise LevitateError(f"[rocky] fingerprint: {exc.message}", exc.hint) from None
-    try:
-        data = dl.fetch_bytes(cfg.key) if "://" in cfg.key else Path(cfg.key).read_bytes()
-    except OSError as e:
-        raise LevitateError(f"cannot read the release key {cfg.key}: {e.strerror}") from None
-    pinned = tuple(k for k in openpgp.load_keyring(data) if (k.primary or k).fingerprint == pin)
-    if not pinned:
-        raise VerificationError(f"the key at {cfg.key} does not have the pinned fingerprint "
-                                f"{pin}", "check [rocky] key and fingerprint")
-    return Trust(pinned, pin)
+    name = posixpath.basename(cfg.key.rstrip("/"))
+    if name in ("", ".", ".."):
+        name = DEFAULT_KEY_FILE
+    return load_trust(cfg.fingerprint, source, key_file=name, key_url=cfg.key, cache=cfg.cache / "keys",
+                      setting="[rocky] fingerprint",
+                      hint="the source may not be genuine; check [rocky] key and fingerprint in recipe.toml")
 
 
-def _source(cfg: RockyConfig):
-    if cfg.mirror.startswith("dir:"):
-        return DirSource(cfg.mirror[4:], cfg.arch, cfg.repos)
-    return MirrorSource(cfg.mirror, cfg.arch, parallel=4)
-
-
-def _repositories(cfg: RockyConfig, source, trust: Trust) -> list[Repository]:
-    repos = []
-    for name in cfg.repos:
-        prefix = source.repo_prefix(name)
-        repomd_bytes = source.read_small(f"{prefix}/repodata/repomd.xml")
-        if repomd_bytes is None:
-            raise LevitateError(f"{source.description} has no {prefix}/repodata/repomd.xml",
-                                "check [rocky] mirror and repos in recipe.toml")
-        trust.check_detached(f"{name} repomd.xml", repomd_bytes,
-                             source.read_small(f"{prefix}/repodata/repomd.xml.asc"))
-        repomd = parse_repomd(repomd_bytes, repo=name)
-
-        def fetch(kind: str, prefix=prefix, repomd=repomd, name=name) -> Path:
-            record = repomd.records.get(kind)
-            if record is None:
-                raise LevitateError(f"{name} repomd.xml lists no {kind} metadata",
-                                    "the repository is incomplete")
-            dest = cfg.cache / "repodata" / name / Path(record.location).name
-            [path] = source.fetch_many([(f"{prefix}/{record.location}", dest, record.checksum,
-                                         record.size)])
-            return path
-
-        repos.append(Repository(name=name, base=prefix, revision=repomd.revision,
-                                packages=read_primary(fetch("primary"), repo=name),
-                                filelists=lambda fetch=fetch: fetch("filelists")))
-    return repos
+def _repositories(cfg: RockyConfig, source: Source, trust: Trust) -> RepoSet:
+    return open_repositories(source, cfg.repos, trust, cfg.cache,
+                             missing_hint="check [rocky] mirror and repos in recipe.toml")
 
 
 def system_packages() -> set[str]:
     """Names in the system's RPM database (empty when there is no rpm tool or database)."""
     if shutil.which("rpm") is None:
         return set()
-    proc = subprocess.run(["rpm", "-qa", "--qf", "%{NAME}\\n"], capture_output=True, text=True)
-    return set(proc.stdout.split()) if proc.returncode == 0 else set()
+    proc = run(["rpm", "-qa", "--qf", "%{NAME}\\n"], check=False, capture=True)
+    return set(proc.stdout.decode(errors="replace").split()) if proc.returncode == 0 else set()
 
 
 def _map_into_prefix(ctx: Context, root: Path) -> None:
@@ -165,24 +138,20 @@ def plan(ctx: Context, names: list[str], source, trust: Trust) -> tuple[list, li
     size). Reads the repositories' metadata; fetches no package."""
     cfg = ctx.rocky
     repos = _repositories(cfg, source, trust)
-    resolution = resolve(repos, names, arch=cfg.arch)
+    resolution = resolve(repos.repos, names, arch=cfg.arch)
     have = system_packages() | ctx.provided()
     todo = [p for p in resolution.packages if p.name not in have]
     for p in resolution.packages:
         if p.name in have and p.name in names:
             ctx.log(f"  {p.name} is already provided by the system")
-    jobs = [(f"{source.repo_prefix(p.repo)}/{p.location}",
-             cfg.cache / "packages" / f"{p.checksum[1][:16]}-{Path(p.location).name}",
-             p.checksum, p.size_package) for p in todo]
-    return todo, jobs
+    return todo, [repos.package_job(p) for p in todo]
 
 
 def dry_plan(ctx: Context, names) -> list[dict]:
     """What rpm_install(names) would fetch: one entry per package (name, nevra, url, checksum)."""
     names = name_list(names)
-    trust = _trust(_config(ctx))
-    with _source(ctx.rocky) as source:
-        todo, jobs = plan(ctx, names, source, trust)
+    with _source(_config(ctx)) as source:
+        todo, jobs = plan(ctx, names, source, _trust(ctx.rocky, source))
         where = (lambda rel: f"{source.url}/{rel}") if isinstance(source, MirrorSource) \
             else (lambda rel: str(source.root / rel))
         return [{"name": p.name, "nevra": p.nevra, "url": where(rel),
@@ -194,8 +163,8 @@ def rpm_install(ctx: Context, names) -> list[str]:
     """Install Rocky packages (a name or an array of names); returns the NEVRAs installed."""
     names = name_list(names)
     cfg = _config(ctx)
-    trust = _trust(cfg)
     with _source(cfg) as source:
+        trust = _trust(cfg, source)
         todo, jobs = plan(ctx, names, source, trust)
         ctx.log(f"  fetching {len(todo)} Rocky package(s): {', '.join(p.name for p in todo)}")
         paths = source.fetch_many(jobs)

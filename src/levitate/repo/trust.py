@@ -1,20 +1,21 @@
 """The chain of trust: one pinned fingerprint -> the release key -> signed CHECKSUM and
 repomd.xml -> repodata checksums -> each RPM's digest and signature.
 
-The key file may come from anywhere (cache, the DVD's root, the official site); it is used only
-when its fingerprint equals the pin in the profile.
+The key file may come from anywhere (cache, the source's root, the official site); it is used
+only when its fingerprint equals the pin. leviso and recipe's `rpm_install` both load it here, so
+both look in the same places in the same order.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..rpm import openpgp
 from ..util import download as dl
 from ..util.errors import LevitateError, VerificationError
 from ..util.files import write_atomic
-from .context import BuildContext
 from .sources import Source
 
 log = logging.getLogger("levitate")
@@ -54,23 +55,21 @@ def _fingerprint_pretty(hexfpr: str) -> str:
     return " ".join(hexfpr[i:i + 4] for i in range(0, len(hexfpr), 4))
 
 
-def load_trust(ctx: BuildContext, source: Source) -> Trust:
-    """Find the release key whose fingerprint is the profile's pin."""
-    if not ctx.verify_signatures:
-        log.warning("WARNING: --insecure-skip-signature-checks: OpenPGP signatures are NOT checked; "
-                    "never use the result for anything but a local experiment")
-        return Trust(None)
-    settings = ctx.profile.key
+def load_trust(fingerprint: str, source: Source, *, key_file: str, key_url: str, cache: Path,
+               setting: str, hint: str) -> Trust:
+    """Find the release key whose fingerprint is the pin: first CACHE/KEY_FILE, then KEY_FILE at
+    the source's root, then `key_url` (a URL or a path; "" for none). A key found elsewhere than
+    the cache is cached. `setting` names where the pin is configured and `hint` what to check,
+    for the error messages."""
     try:
-        pin = openpgp.normalize_fingerprint(settings.fingerprint)
+        pin = openpgp.normalize_fingerprint(fingerprint)
     except openpgp.OpenPGPError as exc:
-        raise LevitateError(f"{ctx.profile.path / 'profile.toml'}: [key] fingerprint: {exc.message}",
-                            exc.hint) from None
-    cached = ctx.cache / "keys" / settings.file
+        raise LevitateError(f"{setting}: {exc.message}", exc.hint) from None
+    cached = cache / key_file
     candidates = [(str(cached), lambda: cached.read_bytes() if cached.is_file() else None),
-                  (f"{source.description}: {settings.file}", lambda: source.read_small(settings.file))]
-    if settings.url:
-        candidates.append((settings.url, lambda: _fetch_optional(settings.url)))
+                  (f"{source.description}: {key_file}", lambda: source.read_small(key_file))]
+    if key_url:
+        candidates.append((key_url, lambda: _fetch_optional(key_url)))
     rejected = []
     for where, read in candidates:
         data = read()
@@ -90,9 +89,10 @@ def load_trust(ctx: BuildContext, source: Source) -> Trust:
             write_atomic(cached, data)
         log.info("trusted key %s (%s)", _fingerprint_pretty(pin), where)
         return Trust(pinned, pin)
-    detail = "; ".join(rejected) if rejected else f"{settings.file} was not found at {source.description}"
+    detail = "; ".join(rejected) or (f"{key_file} was not found at {source.description}"
+                                     + (f" nor at {key_url}" if key_url else ""))
     raise VerificationError(f"no release key with the pinned fingerprint {_fingerprint_pretty(pin)}: {detail}",
-                            "the source may not be genuine; check [key] in profile.toml")
+                            hint)
 
 
 def _fetch_optional(url: str) -> bytes | None:

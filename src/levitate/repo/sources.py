@@ -18,8 +18,7 @@ from ..util import download as dl
 from ..util.errors import DownloadError, LevitateError, VerificationError
 from ..util.files import write_atomic
 from .checksum import newest_matching, parse_checksum
-from ..repo.repodata import verify_file
-from .context import BuildContext
+from .repodata import verify_file
 
 log = logging.getLogger("levitate")
 
@@ -134,8 +133,11 @@ class IsoSource(Source):
     unsigned_hint = ("the DVD's repodata is trusted through the ISO's signed checksum: put Rocky's CHECKSUM "
                      "and CHECKSUM.asc beside the ISO")
 
-    def __init__(self, ctx: BuildContext, location: str):
-        self.ctx = ctx
+    def __init__(self, location: str, *, cache: Path, iso_file: str = "", iso_pattern: str = ""):
+        """`location`: an .iso, or a directory holding CHECKSUM from which `iso_file` (when set)
+        or the newest name matching `iso_pattern` is taken; `cache`: where a downloaded ISO and
+        the memo of verified local ISOs are kept."""
+        self.cache, self.iso_file, self.iso_pattern = cache, iso_file, iso_pattern
         self.checksum_text: bytes | None = None     # CHECKSUM as published
         self.checksum_sig: tuple[str, bytes] | None = None  # (name, bytes) of CHECKSUM.asc / .sig
         self.iso_hash_checked = False                # the ISO matched its CHECKSUM line
@@ -166,7 +168,6 @@ class IsoSource(Source):
         return parse_checksum(self.checksum_text.decode(errors="replace"))
 
     def _acquire(self, location: str) -> Path:
-        settings = self.ctx.profile.source
         if location.endswith(".iso"):
             directory, _, name = location.rpartition("/")
             checksums = self._load_checksum(directory or ".")
@@ -181,15 +182,15 @@ class IsoSource(Source):
             if checksums is None:
                 raise DownloadError(f"no CHECKSUM file in {location}",
                                     "point iso: at Rocky's isos/x86_64/ directory or at an .iso file")
-            if settings.iso_file:
-                name = settings.iso_file
+            if self.iso_file:
+                name = self.iso_file
                 if name not in checksums:
                     raise LevitateError(f"CHECKSUM in {location} does not list the pinned {name}",
                                         "update iso_file in profile.toml or remove the pin")
             else:
-                name = newest_matching(checksums, settings.iso_pattern)
+                name = newest_matching(checksums, self.iso_pattern)
                 if name is None:
-                    raise LevitateError(f"CHECKSUM in {location} lists no ISO matching {settings.iso_pattern}",
+                    raise LevitateError(f"CHECKSUM in {location} lists no ISO matching {self.iso_pattern}",
                                         "check iso_pattern in profile.toml")
             expected = checksums[name]
             directory = location
@@ -201,7 +202,7 @@ class IsoSource(Source):
                 self._verify_local_iso(local, expected)
             self.iso_hash_checked = expected is not None
             return local.resolve()
-        dest = self.ctx.cache / "isos" / name
+        dest = self.cache / "isos" / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         dl.download(_join(directory, name), dest, expected=expected, progress_label=name)
         self.iso_hash_checked = expected is not None
@@ -209,7 +210,7 @@ class IsoSource(Source):
 
     def _verify_local_iso(self, path: Path, expected: tuple[str, str]) -> None:
         """Hash a local ISO once; remember the result by (path, size, mtime) so reruns are instant."""
-        memo = self.ctx.cache / "isos" / ".verified.json"
+        memo = self.cache / "isos" / ".verified.json"
         stat = path.stat()
         key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{expected[1]}"
         known = json.loads(memo.read_text()) if memo.is_file() else {}
@@ -256,11 +257,11 @@ class IsoSource(Source):
         self.reader.close()
 
 
-def open_source(ctx: BuildContext) -> Source:
-    spec, settings = ctx.source, ctx.profile.source
-    if spec.kind == "mirror":
-        return MirrorSource(spec.location, settings.arch, parallel=min(8, max(4, ctx.jobs * 2)))
-    if spec.kind == "dir":
-        return DirSource(spec.location, settings.arch, settings.repos)
-    return IsoSource(ctx, spec.location)
-
+def open_source(kind: str, location: str, *, arch: str, repos: Iterable[str], cache: Path,
+                parallel: int = 4, iso_file: str = "", iso_pattern: str = "") -> Source:
+    """The source of `kind` mirror, dir or iso at `location` (see each class)."""
+    if kind == "mirror":
+        return MirrorSource(location, arch, parallel=parallel)
+    if kind == "dir":
+        return DirSource(location, arch, repos)
+    return IsoSource(location, cache=cache, iso_file=iso_file, iso_pattern=iso_pattern)
