@@ -1,5 +1,5 @@
 #!/bin/sh
-# LevitateOS initramfs /init, run by busybox sh (written by levitate.leviso.initramfs).
+# LevitateOS initramfs /init, run by busybox sh (written by levitate.boot.initramfs).
 #
 # Live medium (root=live:...): finds the medium by its filesystem label, stacks the live layer over
 # the base image under a tmpfs upper layer at /sysroot. Installed system (root=UUID=... and the
