@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from levitate.leviso.initramfs import InitramfsSpec, build_initramfs  # noqa: E402
-from levitate.leviso.microcode import Cpu  # noqa: E402
+from levitate.boot.initramfs import InitramfsSpec, build_initramfs  # noqa: E402
+from levitate.boot.microcode import Cpu  # noqa: E402
 from levitate.leviso.profile import InitramfsSettings  # noqa: E402
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from levitate.leviso import initramfs
-from levitate.leviso.initramfs import (CpioEntry, InitramfsSpec, ModuleIndex, build_initramfs, choose_compression,
+from levitate.boot import initramfs
+from levitate.boot.initramfs import (CpioEntry, InitramfsSpec, ModuleIndex, build_initramfs, choose_compression,
                                        compress, read_module, render_init, select_modules, write_cpio_newc)
 from levitate.rpm.cpio import CpioReader
 from levitate.util.errors import LevitateError

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from levitate.leviso.cpulevel import installed_cpu_level, required_flags
-from levitate.leviso.initramfs import InitramfsSpec, build_initramfs
-from levitate.leviso.microcode import Cpu, amd_microcode, early_microcode, intel_microcode
+from levitate.boot.cpulevel import installed_cpu_level, required_flags
+from levitate.boot.initramfs import InitramfsSpec, build_initramfs
+from levitate.boot.microcode import Cpu, amd_microcode, early_microcode, intel_microcode
 from levitate.util.errors import LevitateError
 from tests.cheat_aware import cheat_aware
 from tests.unit.test_initramfs import KVER, fake_busybox, make_moddir, members, unpack

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from levitate.install.recboot import DISK_MODULES
-from levitate.leviso.initramfs import InitramfsSpec, build_initramfs, module_name
+from levitate.boot.initramfs import InitramfsSpec, build_initramfs, module_name
 from levitate.leviso.profile import InitramfsSettings
 from levitate.rpm.cpio import CpioReader
 from tests.cheat_aware import cheat_aware

@@ -20,9 +20,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..leviso.cpulevel import installed_cpu_level
-from ..leviso.initramfs import InitramfsSpec, build_initramfs
-from ..leviso.microcode import Cpu
+from ..boot.cpulevel import installed_cpu_level
+from ..boot.initramfs import INSTALLED_BUSYBOX, InitramfsSpec, build_initramfs
+from ..boot.microcode import Cpu
 from ..rpm.vercmp import rpmvercmp
 from ..util import mountinfo
 from ..util.errors import LevitateError, MissingToolError
@@ -31,7 +31,6 @@ from ..util.run import run
 
 log = logging.getLogger("levitate")
 
-BUSYBOX = Path("/usr/lib/levitate/busybox")
 EXTRA_MODULES_FILE = Path("/etc/levitate/initramfs-modules")   # one module a line, like mkinitcpio's MODULES
 # What an installed system's root can sit on: SATA/NVMe/virtio/USB disks, ext4/xfs (vfat: the ESP).
 DISK_MODULES = ("ahci", "sd_mod", "nvme", "virtio_pci", "virtio_blk", "virtio_scsi", "xhci_pci", "ehci_pci",
@@ -132,7 +131,7 @@ def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, mo
     # would leave the firmware with no (or a stale) kernel to boot.
     with atomic_output(directory / "initramfs.img", sync_dir=True) as initrd_tmp:
         # the same early microcode and CPU check as the live system's (build_initramfs reads the tree)
-        build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / BUSYBOX.relative_to("/"),
+        build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / INSTALLED_BUSYBOX.relative_to("/"),
                                             modules=modules, cpu_level=installed_cpu_level(root),
                                             microcode_for=cpu), initrd_tmp)
     with atomic_output(directory / "linux", sync_dir=True) as linux_tmp:
@@ -207,8 +206,8 @@ def extra_modules(root: Path) -> tuple[str, ...]:
 def recboot(args: argparse.Namespace, root: Path = Path("/")) -> int:
     if os.geteuid() != 0:
         raise LevitateError("recboot must run as root", "run it with sudo, or inside `recchroot /mnt`")
-    if not (root / BUSYBOX.relative_to("/")).is_file():
-        raise LevitateError(f"{BUSYBOX} is missing: it is what the initramfs runs on",
+    if not (root / INSTALLED_BUSYBOX.relative_to("/")).is_file():
+        raise LevitateError(f"{INSTALLED_BUSYBOX} is missing: it is what the initramfs runs on",
                             "this is not a LevitateOS system, or the file was removed (reinstall with recstrap)")
     table = mountinfo.read()
     esp = find_esp(root, args.esp, table)

@@ -24,7 +24,8 @@ from . import preflight
 from .busybox import acquire_busybox
 from .configure import kernels
 from .context import BuildContext
-from .cpulevel import CPU_LEVEL_FILE
+from ..boot.cpulevel import CPU_LEVEL_FILE
+from ..boot.initramfs import INSTALLED_BUSYBOX, InitramfsSpec, build_initramfs, init_template_path
 from .image import build_image, choose_format, kernel_config, tree_size
 from .live import build_live_tree
 from .rootfs import remove_tree, rootfs_inputs, rootfs_is_current
@@ -134,7 +135,7 @@ def _install_boot_files(root: Path, busybox: Path, efi: EfiBinaries, cpu_level: 
     """busybox and the profile's CPU level (so the installed system can rebuild its initramfs:
     recboot reads both) and, when they came from the host, the EFI stub and boot loader (so
     `bootctl install` works on the installed system)."""
-    dest = root / "usr/lib/levitate/busybox"
+    dest = root / INSTALLED_BUSYBOX.relative_to("/")
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(busybox, dest)
     os.chmod(dest, 0o755)
@@ -184,7 +185,6 @@ def _base_format(ctx: BuildContext) -> str:
 # -- initramfs -----------------------------------------------------------------------------------------
 
 def initramfs_stage(ctx: BuildContext) -> tuple[Path, str]:
-    from .initramfs import InitramfsSpec, build_initramfs, init_template_path
     profile = ctx.profile
     kver = kernel_version(ctx)
     busybox, _origin = acquire_busybox(ctx)

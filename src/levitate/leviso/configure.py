@@ -18,7 +18,7 @@ from pathlib import Path
 from ..util.errors import LevitateError
 from ..util.run import run
 from .chroot import chroot_mounts, in_chroot, tree_has
-from .cpulevel import required_flags
+from ..boot.cpulevel import required_flags
 
 log = logging.getLogger("levitate")
 

@@ -22,8 +22,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ..recipe.registry import SYSTEM_DIR as RECIPES
 from ..util.errors import LevitateError
+from ..util.paths import RECIPES_SYSTEM_DIR as RECIPES
 from ..util.run import run
 from .chroot import in_chroot
 

@@ -14,12 +14,11 @@ import os
 from pathlib import Path
 
 from ..util.errors import LevitateError
+from ..util.paths import RECIPES_SYSTEM_DIR
 from .recipe import RecipeError, RecipeInfo, read_info
 from .rhai.errors import RhaiError
 
 log = logging.getLogger("levitate")
-
-SYSTEM_DIR = Path("/usr/share/recipe/recipes")
 
 
 def search_path(recipes: str | os.PathLike | None = None) -> list[Path]:
@@ -31,7 +30,7 @@ def search_path(recipes: str | os.PathLike | None = None) -> list[Path]:
         dirs.append(Path(recipes))
     dirs += [Path(p) for p in os.environ.get("RECIPE_PATH", "").split(":") if p]
     data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    dirs += [Path(data) / "recipe" / "recipes", SYSTEM_DIR]
+    dirs += [Path(data) / "recipe" / "recipes", RECIPES_SYSTEM_DIR]
     out: list[Path] = []
     for d in dirs:
         d = Path(os.path.abspath(d))

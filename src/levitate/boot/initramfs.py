@@ -40,6 +40,8 @@ log = logging.getLogger("levitate")
 COMPRESSIONS = ("zstd", "xz", "gzip")            # the order "auto" prefers
 KERNEL_OPTION = {"zstd": "CONFIG_RD_ZSTD", "xz": "CONFIG_RD_XZ", "gzip": "CONFIG_RD_GZIP"}
 MODULES_LIST = "etc/levitate/modules"           # read by /init: one module a line, in load order
+# The busybox leviso puts into the base image, so the installed system (recboot) can build its own
+INSTALLED_BUSYBOX = Path("/usr/lib/levitate/busybox")
 # Applets /init uses (as links in the archive, so /init never depends on anything else) and a
 # few that make the emergency shell useful.
 APPLETS = (

@@ -1,5 +1,7 @@
 #!/bin/sh
-# LevitateOS initramfs /init, run by busybox sh (written by levitate.leviso.initramfs).
+# shellcheck shell=dash
+# (busybox sh is ash, dash's sibling: POSIX plus `local`, which every function here uses)
+# LevitateOS initramfs /init, run by busybox sh (written by levitate.boot.initramfs).
 #
 # Live medium (root=live:...): finds the medium by its filesystem label, stacks the live layer over
 # the base image under a tmpfs upper layer at /sysroot. Installed system (root=UUID=... and the
@@ -65,10 +67,12 @@ error() {
 
 # Print the output of a command as indented LEVITATE-INIT lines (what was found).
 detail() {
+    local line
     "$@" 2>&1 | while IFS= read -r line; do msg "  $line"; done
 }
 
 dmesg_tail() {
+    local line
     msg "kernel messages (last 10):"
     dmesg 2>/dev/null | tail -n 10 | while IFS= read -r line; do msg "  $line"; done
 }
@@ -90,6 +94,7 @@ root_ready() {
 # The init of the new root: init= from the command line, /sbin/init or systemd. A symlink
 # counts (its target is absolute inside the new root, so it cannot be followed from here).
 find_init() {
+    local candidate
     for candidate in $NEWINIT /sbin/init /usr/lib/systemd/systemd; do
         if [ -e "$NEWROOT$candidate" ] || [ -L "$NEWROOT$candidate" ]; then
             echo "$candidate"
@@ -116,6 +121,7 @@ emergency() {
 
 # Centiseconds since boot (/proc/uptime has two decimals; "1$f - 100" keeps "08" from being octal).
 uptime_cs() {
+    local up f
     read -r up _ </proc/uptime
     f=${up#*.}
     echo $(( ${up%%.*} * 100 + 1${f%"${f#??}"} - 100 ))
@@ -132,8 +138,10 @@ setup() {
 }
 
 parse_cmdline() {
+    local cmdline arg
+    read -r cmdline </proc/cmdline
     set -f
-    for arg in $(cat /proc/cmdline); do
+    for arg in $cmdline; do
         case "$arg" in
             root=live:LABEL=*) WANT_KIND=LABEL; WANT=${arg#root=live:LABEL=} ;;
             root=live:CDLABEL=*) WANT_KIND=LABEL; WANT=${arg#root=live:CDLABEL=} ;;
@@ -170,13 +178,14 @@ parse_cmdline() {
 }
 
 load_modules() {
+    local name flag opts out
     [ -f "$MODULES_LIST" ] || return 0
     while read -r name flag; do
         case "$name" in ''|'#'*) continue ;; esac
         opts=
         # max_loop= on the command line reaches a built-in loop driver only; a module gets it here
         [ "$name" = loop ] && [ -n "$MAX_LOOP" ] && opts="max_loop=$MAX_LOOP"
-        if ! out=$(modprobe "$name" $opts 2>&1); then
+        if ! out=$(modprobe "$name" ${opts:+"$opts"} 2>&1); then
             # "optional" modules are alternatives (e.g. a CPU-specific crc32c) and "No such
             # device" means the hardware is not there (efivarfs without UEFI): quiet unless debug
             case "$flag:$out" in optional:*|*"No such device"*) [ -n "$DEBUG" ] || continue ;; esac
@@ -191,6 +200,7 @@ conf() {
 
 # The CPU must have every flag CPU_FLAGS names; otherwise one line and a shell, never switch_root.
 check_cpu() {
+    local need have missing flag
     need=$(conf CPU_FLAGS)
     [ -n "$need" ] || return 0
     have=" $(grep -m 1 '^flags' /proc/cpuinfo | cut -d: -f2) "
@@ -223,6 +233,7 @@ iso_uuid() {
 
 # Block devices that can carry the medium: CDs, disks, partitions (not loop or RAM disks).
 block_devices() {
+    local sys name
     for sys in /sys/class/block/*; do
         [ -e "$sys" ] || continue
         name=${sys##*/}
@@ -232,12 +243,14 @@ block_devices() {
 }
 
 dev_size_mib() {
+    local sectors
     sectors=$(cat "/sys/class/block/$1/size" 2>/dev/null)
     echo $(( ${sectors:-0} / 2048 ))
 }
 
 # Does /dev/$1 carry the wanted label or UUID?
 matches() {
+    local dev found
     dev=/dev/$1
     [ -b "$dev" ] || return 1
     [ "$(cat "/sys/class/block/$1/size" 2>/dev/null)" != 0 ] || return 1
@@ -254,6 +267,7 @@ matches() {
 }
 
 describe_device() {
+    local name dev size part label info
     name=$1
     dev=/dev/$name
     size=$(dev_size_mib "$name")
@@ -274,6 +288,7 @@ describe_device() {
 # TYPE, LABEL and UUID of an ext2/3/4, xfs or FAT filesystem on $1, from its superblock (busybox
 # builds of distributions may come without blkid).
 fs_info() {
+    local uuid serial label
     if [ "$(bytes_hex "$1" 1080 2)" = 53ef ]; then
         uuid=$(bytes_hex "$1" 1128 16 | sed 's/^\(........\)\(....\)\(....\)\(....\)/\1-\2-\3-\4-/')
         echo "TYPE=\"ext2/3/4\" LABEL=\"$(dd if="$1" bs=1 skip=1144 count=16 2>/dev/null | tr -d '\000')\" UUID=\"$uuid\""
@@ -291,6 +306,7 @@ fs_info() {
 
 # "0123abcd" -> "cdab2301" (little-endian bytes to the number's hex digits)
 le_hex() {
+    local h out
     h=$1 out=
     while [ -n "$h" ]; do
         out=${h%"${h#??}"}$out
@@ -302,6 +318,7 @@ le_hex() {
 # The PARTUUID of partition $1, as blkid and the kernel print it: the GPT entry's unique GUID, or
 # on an MBR disk the disk signature and the partition number (1234abcd-02).
 partuuid() {
+    local n disk bs lba esize sig
     n=$(cat "/sys/class/block/$1/partition" 2>/dev/null) || return 1
     disk=$(readlink "/sys/class/block/$1") || return 1
     disk=${disk%/*}
@@ -310,6 +327,7 @@ partuuid() {
     if [ "$(dd if="/dev/$disk" bs=1 skip="$bs" count=8 2>/dev/null)" = "EFI PART" ]; then
         lba=$(( 0x$(le_hex "$(bytes_hex "/dev/$disk" $((bs + 72)) 8)") ))
         esize=$(( 0x$(le_hex "$(bytes_hex "/dev/$disk" $((bs + 84)) 4)") ))
+        # shellcheck disable=SC2046  # split on purpose: the GUID's five hex groups (no glob characters)
         set -- $(bytes_hex "/dev/$disk" $((lba * bs + (n - 1) * esize + 16)) 16 \
             | sed 's/^\(........\)\(....\)\(....\)\(....\)\(............\)$/\1 \2 \3 \4 \5/')
         [ $# = 5 ] || return 1
@@ -322,6 +340,7 @@ partuuid() {
 }
 
 list_block_devices() {
+    local any name
     msg "block devices found:"
     any=
     for name in $(block_devices); do
@@ -332,6 +351,7 @@ list_block_devices() {
 }
 
 find_medium() {
+    local deadline name dev
     msg "waiting up to $TIMEOUT s for the medium $WANT_KIND=$WANT"
     deadline=$(( $(uptime_cs) + TIMEOUT * 100 ))
     while :; do
@@ -358,6 +378,7 @@ find_medium() {
 # --- mounting ---------------------------------------------------------------------------------------
 
 mount_medium() {
+    local out
     if ! out=$(mount -t iso9660 -o ro "$MEDIUM_DEV" "$MEDIA" 2>&1) \
         && ! out=$(mount -t udf -o ro "$MEDIUM_DEV" "$MEDIA" 2>&1) \
         && ! out=$(mount -o ro "$MEDIUM_DEV" "$MEDIA" 2>&1); then
@@ -370,6 +391,7 @@ mount_medium() {
 
 # image_in DIR NAME: the path of DIR/NAME.erofs or DIR/NAME.squashfs (and its type)
 image_in() {
+    local fstype
     for fstype in erofs squashfs; do
         if [ -f "$1/$2.$fstype" ]; then
             echo "$fstype $1/$2.$fstype"
@@ -394,24 +416,26 @@ has_magic() {
 
 # mount_image WHAT FSTYPE FILE MOUNTPOINT
 mount_image() {
+    local out
     if ! out=$(mount -t "$2" -o ro "$3" "$4" 2>&1); then
-        error "cannot mount the $1 ${3#$MEDIA/} ($2): $out"
+        error "cannot mount the $1 ${3#"$MEDIA"/} ($2): $out"
         case "$2" in
             erofs) grep -qw erofs /proc/filesystems || msg "  the kernel has no erofs support loaded (modprobe erofs failed?)" ;;
             squashfs) grep -qw squashfs /proc/filesystems || msg "  the kernel has no squashfs support loaded (modprobe squashfs failed?)" ;;
         esac
         [ -e /dev/loop-control ] || msg "  no /dev/loop-control: the kernel has no loop support loaded (modprobe loop failed?)"
         if ! has_magic "$2" "$3"; then
-            msg "  ${3#$MEDIA/} has no $2 superblock: the image is corrupted or not $2"
+            msg "  ${3#"$MEDIA"/} has no $2 superblock: the image is corrupted or not $2"
         fi
         msg "  check the medium (compare the ISO's sha512sum) and write it again"
         dmesg_tail
         return 1
     fi
-    msg "mounted the $1 ${3#$MEDIA/} ($2)"
+    msg "mounted the $1 ${3#"$MEDIA"/} ($2)"
 }
 
 mount_live_root() {
+    local dir base lower live out
     mkdir -p "$MEDIA" "$BASE_MNT" "$LIVE_MNT" "$OVERLAY_MNT"
     find_medium || return 1
     mount_medium || return 1
@@ -427,10 +451,10 @@ mount_live_root() {
         fi
         return 1
     fi
-    mount_image "base image" ${base%% *} "${base#* }" "$BASE_MNT" || return 1
+    mount_image "base image" "${base%% *}" "${base#* }" "$BASE_MNT" || return 1
     lower=$BASE_MNT
     if live=$(image_in "$dir" live); then
-        mount_image "live layer" ${live%% *} "${live#* }" "$LIVE_MNT" || return 1
+        mount_image "live layer" "${live%% *}" "${live#* }" "$LIVE_MNT" || return 1
         lower=$LIVE_MNT:$BASE_MNT
     else
         msg "WARNING: no live layer ($LIVE_DIR/live.erofs) on the medium: booting the base image alone"
@@ -459,6 +483,7 @@ mount_live_root() {
 
 # The device ROOT_SPEC names, if it is there yet.
 resolve_root() {
+    local dev want name
     case "$ROOT_SPEC" in
         UUID=*|LABEL=*)
             dev=$(findfs "$ROOT_SPEC" 2>/dev/null) && [ -b "$dev" ] && echo "$dev" ;;
@@ -477,6 +502,7 @@ resolve_root() {
 }
 
 mount_disk_root() {
+    local deadline opts out
     msg "waiting up to $TIMEOUT s for the root $ROOT_SPEC"
     deadline=$(( $(uptime_cs) + TIMEOUT * 100 ))
     until ROOT_DEV=$(resolve_root); do
@@ -544,11 +570,6 @@ for dir in /run /dev /proc /sys; do
     fi
 done
 msg "switch_root"
+# Nothing after this could run: busybox sh exits when exec fails (even `command exec`), and
+# switch_root is an applet build_initramfs requires.
 exec switch_root "$NEWROOT" "$INIT"
-
-# Not reached unless exec itself failed: never let PID 1 exit.
-error "switch_root to $NEWROOT $INIT failed"
-while :; do
-    msg "emergency shell"
-    shell
-done
