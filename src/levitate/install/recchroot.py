@@ -30,7 +30,7 @@ import sys
 
 from ..util.errors import LevitateError
 from . import mounts
-from .cli import Interrupted, run_tool
+from ..util.cli import Interrupted, run_command
 
 PROG = "recchroot"
 CLONE_NEWNS = 0x00020000
@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_tool(PROG, lambda: recchroot(args), args.debug)
+    return run_command(PROG, args, recchroot)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 from ..util.errors import LevitateError
 from . import mounts, treecopy
-from .cli import run_tool
+from ..util.cli import run_command
 
 PROG = "recstrap"
 MEDIA = "/run/levitate/media"
@@ -556,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_tool(PROG, lambda: recstrap(args), args.debug)
+    return run_command(PROG, args, recstrap)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..util.cli import run_command
 from ..util.errors import LevitateError
 from ..util.log import setup_logging
 from . import preflight
@@ -198,18 +199,7 @@ COMMANDS = {"preflight": cmd_preflight, "clean": cmd_clean, "download": cmd_down
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(verbose=args.verbose or args.debug, quiet=args.quiet)
-    try:
-        return COMMANDS[args.command](args)
-    except LevitateError as exc:
-        if args.debug:
-            raise
-        print(f"leviso: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("leviso: interrupted", file=sys.stderr)
-        return 130
+    return run_command("leviso", args, COMMANDS[args.command])
 
 
 if __name__ == "__main__":
