@@ -43,8 +43,13 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leviso", description=__doc__.splitlines()[0],
+                                     parents=[_common_options()])
+    # The options work before and after COMMAND; after it only when given, or the command's
+    # default would overwrite what was given before it (`leviso --workdir X build`).
     common = _common_options()
-    parser = argparse.ArgumentParser(prog="leviso", description=__doc__.splitlines()[0], parents=[common])
+    for action in common._actions:
+        action.default = argparse.SUPPRESS
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("preflight", parents=[common], help="check the host tools a kind of work needs")
