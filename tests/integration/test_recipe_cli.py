@@ -684,27 +684,40 @@ def test_upgrading_a_dependency_keeps_it_a_dependency(world):
     assert (world.prefix / "lib/liba.so").read_text() == "liba 1.2\n"
 
 
-def test_ctrl_c_during_a_build_changes_nothing(world):
+@cheat_aware(protects="Ctrl-C, SIGTERM or SIGHUP during a build changes nothing: the build's process is "
+                      "stopped and the prefix lock released (util/cli.py turns the signals into an exception)",
+             cheats=["leave SIGTERM at Python's default, which dies without running any cleanup",
+                     "catch only KeyboardInterrupt"],
+             consequence="`systemctl stop` or a closed terminal leaves the build running and the lock "
+                         "naming a dead process")
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_during_a_build_changes_nothing(world, sig):
     import signal
-    started, never = world.root / "started", world.root / "never"
+    started, never, pid_file = world.root / "started", world.root / "never", world.root / "build.pid"
     world.add("tool-b", "1.0")
     world.ok("install", "tool-b")
     world.add("slow", "1.0", build=f'    extract("tar.gz");\n    cd(`slow-${{version}}`);\n'
-                                   f'    run("touch {started}; while [ ! -e {never} ]; do sleep 0.05; done");\n')
+                                   f'    run("echo $$ > {pid_file}; touch {started}; '
+                                   f'while [ ! -e {never} ]; do sleep 0.05; done");\n')
     snap = world.snapshot()
     proc = subprocess.Popen(world.cmd("install", "slow"), env=world.env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not started.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
-    assert world.snapshot() == snap
-    world.ok("install", "tool-b")                      # the lock was released
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(getattr(signal, sig))
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+        assert world.snapshot() == snap                    # the lock file names no holder either
+        with pytest.raises(ProcessLookupError):            # the build's shell was stopped and reaped
+            os.kill(int(pid_file.read_text()), 0)
+        world.ok("install", "tool-b")                      # the lock was released
+    finally:
+        never.touch()                                      # a shell left behind ends
 
 
 def test_update_of_a_pkg_map_recipe(world):

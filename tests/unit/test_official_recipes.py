@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from levitate.recipe.helpers.rpm import load_config
+from levitate.recipe.config import Config
 from levitate.recipe.recipe import validate
 from levitate.recipe.registry import Registry
 from levitate.util.download import download
@@ -37,7 +37,7 @@ def test_official_recipes_validate():
 
 
 def test_rocky_pin_matches_the_profile(tmp_path):
-    cfg = load_config(ROOT / "recipes", tmp_path)
+    cfg = Config.load(environ={}).rocky(ROOT / "recipes")
     profile = tomllib.loads((ROOT / "profiles/levitate/profile.toml").read_text())
     assert cfg.fingerprint == profile["key"]["fingerprint"].replace(" ", "").upper()
     assert cfg.mirror == profile["source"]["mirror_url"]

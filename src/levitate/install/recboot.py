@@ -25,6 +25,7 @@ from ..boot.initramfs import INSTALLED_BUSYBOX, InitramfsSpec, build_initramfs
 from ..boot.microcode import Cpu
 from ..rpm.vercmp import rpmvercmp
 from ..util import mountinfo
+from ..util.cli import run_command
 from ..util.errors import LevitateError, MissingToolError
 from ..util.files import atomic_output, write_atomic
 from ..util.run import run
@@ -260,16 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(message)s")
-    try:
-        return recboot(args)
-    except LevitateError as exc:
-        if args.debug:
-            raise
-        print(f"recboot: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("recboot: interrupted", file=sys.stderr)
-        return 130
+    return run_command("recboot", args, recboot)
 
 
 if __name__ == "__main__":

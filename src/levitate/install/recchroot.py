@@ -31,7 +31,7 @@ from ..util import mountinfo
 from ..util.errors import LevitateError
 from ..util.run import run, start
 from . import mounts
-from .cli import Interrupted, run_tool
+from ..util.cli import Interrupted, run_command
 
 PROG = "recchroot"
 CLONE_NEWNS = 0x00020000
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_tool(PROG, lambda: recchroot(args), args.debug)
+    return run_command(PROG, args, recchroot)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from ..util import mountinfo
 from ..util.errors import LevitateError, MissingToolError
 from ..util.run import run
 from . import mounts
-from .cli import run_tool
+from ..util.cli import run_command
 
 PROG = "recfstab"
 TAGS = ("UUID", "LABEL", "PARTUUID", "PARTLABEL")
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_tool(PROG, lambda: recfstab(args), args.debug)
+    return run_command(PROG, args, recfstab)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from ..util import mountinfo
 from ..util.files import atomic_write
 from ..util.run import run
 from . import mounts, treecopy
-from .cli import run_tool
+from ..util.cli import run_command
 
 PROG = "recstrap"
 MEDIA = "/run/levitate/media"
@@ -554,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_tool(PROG, lambda: recstrap(args), args.debug)
+    return run_command(PROG, args, recstrap)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..util.cli import run_command
 from ..util.errors import LevitateError
 from ..util.log import setup_logging
 from ..util.run import set_missing_tool_hint
@@ -43,8 +44,13 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leviso", description=__doc__.splitlines()[0],
+                                     parents=[_common_options()])
+    # The options work before and after COMMAND; after it only when given, or the command's
+    # default would overwrite what was given before it (`leviso --workdir X build`).
     common = _common_options()
-    parser = argparse.ArgumentParser(prog="leviso", description=__doc__.splitlines()[0], parents=[common])
+    for action in common._actions:
+        action.default = argparse.SUPPRESS
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("preflight", parents=[common], help="check the host tools a kind of work needs")
@@ -200,18 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(verbose=args.verbose or args.debug, quiet=args.quiet)
     set_missing_tool_hint("run `leviso preflight` for the install command")
-    try:
-        return COMMANDS[args.command](args)
-    except LevitateError as exc:
-        if args.debug:
-            raise
-        print(f"leviso: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("leviso: interrupted", file=sys.stderr)
-        return 130
+    return run_command("leviso", args, COMMANDS[args.command])
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..util import download as dl
 from ..util.errors import LevitateError
 from . import graph
+from .config import Config
 from .entrylock import EntryLock
 from .helpers import Context, DryRun, make_engine
 from .lock import LOCK_NAME, LockError, differences, read_lock
@@ -47,29 +47,21 @@ class PhaseError(LevitateError):
     """A recipe function failed."""
 
 
-def cache_root() -> Path:
-    """~/.cache/recipe: partial downloads, Rocky repodata and packages, build directories."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "recipe"
-
-
-def default_build_root() -> Path:
-    return cache_root() / "build"
-
-
 @dataclass
 class Manager:
     registry: Registry
     prefix: Path
-    build_root: Path = field(default_factory=default_build_root)
+    build_root: Path | None = None                   # None: the config's
     arch: str = "x86_64"
     out: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)
     on_step: Callable[[int], None] | None = None     # test hook for the commit (see Transaction)
     failed_updates: list[str] = field(default_factory=list)
+    config: Config = field(default_factory=Config.load)     # settings from the environment
 
     def __post_init__(self):
         self.prefix = Path(os.path.abspath(self.prefix))
-        self.build_root = Path(os.path.abspath(self.build_root))
-        self.cache = cache_root()
+        self.build_root = Path(os.path.abspath(self.build_root or self.config.build_root))
+        self.cache = self.config.cache
 
     # -- queries -------------------------------------------------------------------------------
     def recipes(self) -> dict[str, RecipeInfo]:
@@ -203,13 +195,11 @@ class Manager:
         except OSError as e:
             raise LevitateError(f"cannot prepare the build directory {build}: {e.strerror}",
                                 "choose a writable one with --build-dir") from None
-        from .helpers.rpm import load_config
-        rocky = load_config(self.registry.main_dir, self.cache)
+        rocky = self.config.rocky(self.registry.main_dir)
         return Context(prefix=self.prefix, build_dir=build, stage=stage, arch=self.arch,
-                       github_api=os.environ.get("RECIPE_GITHUB_API", "https://api.github.com"),
-                       download_retries=int(os.environ.get("RECIPE_DOWNLOAD_RETRIES", "3")),
-                       download_speed=(int(os.environ.get("RECIPE_DOWNLOAD_SPEED_LIMIT", dl.SPEED_LIMIT)),
-                                       float(os.environ.get("RECIPE_DOWNLOAD_SPEED_TIME", dl.SPEED_TIME))),
+                       github_api=self.config.github_api,
+                       download_retries=self.config.download_retries,
+                       download_speed=self.config.download_speed,
                        download_cache=self.cache / "downloads",
                        rocky=rocky, provided=provided or (lambda: self.provided(exclude=info.name)),
                        out=self.out, dry=dry)

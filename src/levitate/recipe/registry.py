@@ -1,8 +1,8 @@
 """Where recipes are found: the search path and the recipes in it.
 
-Search path, first match wins: `--recipes DIR`, then `$RECIPE_PATH` (colon-separated), then the
-user's `$XDG_DATA_HOME/recipe/recipes` (default ~/.local/share/recipe/recipes), then the system's
-`/usr/share/recipe/recipes`. A recipe is `NAME.rhai` or `NAME/NAME.rhai` in one of them; other
+The search path (config.search_path), first match wins: `--recipes DIR`, then `$RECIPE_PATH`,
+then the user's `$XDG_DATA_HOME/recipe/recipes`, then the system's `/usr/share/recipe/recipes`
+(util.paths.RECIPES_SYSTEM_DIR). A recipe is `NAME.rhai` or `NAME/NAME.rhai` in one of them; other
 `.rhai` files (helper libraries such as `lib/autotools.rhai`) are not recipes. The first
 directory holds `recipe.lock` and `recipe.toml`.
 """
@@ -19,24 +19,6 @@ from .recipe import RecipeError, RecipeInfo, read_info
 from .rhai.errors import RhaiError
 
 log = logging.getLogger("levitate")
-
-
-def search_path(recipes: str | os.PathLike | None = None) -> list[Path]:
-    dirs: list[Path] = []
-    if recipes:
-        if not Path(recipes).is_dir():
-            raise LevitateError(f"recipes directory {recipes} does not exist",
-                                "check the path given with --recipes")
-        dirs.append(Path(recipes))
-    dirs += [Path(p) for p in os.environ.get("RECIPE_PATH", "").split(":") if p]
-    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    dirs += [Path(data) / "recipe" / "recipes", RECIPES_SYSTEM_DIR]
-    out: list[Path] = []
-    for d in dirs:
-        d = Path(os.path.abspath(d))
-        if d not in out and d.is_dir():
-            out.append(d)
-    return out
 
 
 def _candidates(d: Path):

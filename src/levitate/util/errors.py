@@ -20,6 +20,10 @@ class LevitateError(Exception):
         if exit_code is not None:
             self.exit_code = exit_code
 
+    def headline(self) -> str:
+        """What went wrong, on one line (a script error puts its file:line:col in front)."""
+        return self.message
+
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 

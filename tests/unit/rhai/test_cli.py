@@ -26,7 +26,7 @@ def test_script_error_goes_to_stderr_with_position(tmp_path):
     r = run_cli(str(p))
     assert r.returncode == 1
     assert r.stdout == "before\n"
-    assert r.stderr.startswith(f"error: {p}:3:2: Array index 3 out of bounds")
+    assert r.stderr.startswith(f"rhai-run: error: {p}:3:2: Array index 3 out of bounds")
     assert "   3 | x[3]" in r.stderr
     assert "Traceback" not in r.stderr
 

@@ -12,7 +12,7 @@ merged-/usr links at the top (`/bin -> usr/bin`) are skipped.
 
 Configuration: `[rocky]` in `recipe.toml` in the first recipes directory (mirror, key,
 fingerprint, repos, arch), or the environment: RECIPE_ROCKY_MIRROR, RECIPE_ROCKY_KEY,
-RECIPE_ROCKY_FINGERPRINT.
+RECIPE_ROCKY_FINGERPRINT (read by config.Config.rocky).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import os
 import posixpath
 import shutil
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,25 +44,6 @@ class RockyConfig:
     cache: Path
     repos: tuple[str, ...] = ("BaseOS", "AppStream")
     arch: str = "x86_64"
-
-
-def load_config(recipes_dir: Path | None, cache: Path) -> RockyConfig | None:
-    """The [rocky] settings, or None when nothing configures them."""
-    data: dict = {}
-    if recipes_dir is not None and (recipes_dir / "recipe.toml").is_file():
-        try:
-            data = tomllib.loads((recipes_dir / "recipe.toml").read_text()).get("rocky", {})
-        except (tomllib.TOMLDecodeError, OSError) as e:
-            raise LevitateError(f"{recipes_dir / 'recipe.toml'}: {e}", "fix the file") from None
-    mirror = os.environ.get("RECIPE_ROCKY_MIRROR") or data.get("mirror")
-    if not mirror:
-        return None
-    key = os.environ.get("RECIPE_ROCKY_KEY") or data.get("key", "")
-    if key and recipes_dir is not None and "://" not in key and not os.path.isabs(key):
-        key = str(recipes_dir / key)
-    fpr = (os.environ.get("RECIPE_ROCKY_FINGERPRINT") or data.get("fingerprint", "")).replace(" ", "").upper()
-    return RockyConfig(mirror, key, fpr, cache / "rpm", tuple(data.get("repos", RockyConfig.repos)),
-                       data.get("arch", "x86_64"))
 
 
 def _source(cfg: RockyConfig) -> Source:
