@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 from ..util.errors import LevitateError
-from ..util.paths import RECIPES_SYSTEM_DIR
 from .recipe import RecipeError, RecipeInfo, read_info
 from .rhai.errors import RhaiError
 
