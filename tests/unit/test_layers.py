@@ -4,6 +4,7 @@ the installed system's tools (install, recipe, boot) never drag in the ISO build
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import levitate
@@ -82,3 +83,44 @@ def test_the_check_sees_relative_absolute_and_lazy_imports(tmp_path):
         "levitate/recipe/__init__.py imports levitate.install",
         "levitate/recipe/helpers/c.py imports levitate.leviso",
     ]
+
+
+def readme_layout() -> dict[str, set[str]]:
+    """The README's Layout block: for each `  pkg/` line (and its continuation lines), the words."""
+    readme = (SRC.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    sections: dict[str, set[str]] = {}
+    current = None
+    for line in block.splitlines():
+        head = line[2:].split(maxsplit=1) if line.startswith("  ") and not line.startswith("   ") else []
+        if head and head[0].endswith("/"):
+            current = head[0].rstrip("/")
+            sections[current] = set()
+            line = head[1] if len(head) > 1 else ""
+        elif not line.startswith("  "):
+            current = None
+        if current:
+            sections[current] |= set(re.findall(r"[\w.]+/?", line))
+    return sections
+
+
+@cheat_aware(protects="the README's layout section names every package and module under src/levitate, "
+                      "so a newcomer finds the stage they need by its file name",
+             cheats=["listing directories only", "a test that reads the tree instead of the README"],
+             consequence="the map in the README sends readers to modules that moved or no longer exist, "
+                         "and new modules are nowhere on it")
+def test_readme_layout_matches_the_tree():
+    sections = readme_layout()
+    packages = {p.name for p in (SRC / "levitate").iterdir() if (p / "__init__.py").is_file()}
+    assert set(sections) == packages, "README Layout lists other packages than src/levitate has"
+    missing = []
+    for package in sorted(packages):
+        for entry in sorted((SRC / "levitate" / package).iterdir()):
+            if entry.name.startswith(("_", ".")):
+                continue
+            name = f"{entry.name}/" if (entry / "__init__.py").is_file() else entry.stem
+            if entry.is_dir() and not name.endswith("/"):
+                continue                                  # __pycache__ and the like
+            if name not in sections[package] and entry.name not in sections[package]:
+                missing.append(f"{package}/{entry.name}")
+    assert missing == [], f"README Layout does not name: {missing}"
