@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..util.errors import LevitateError
+from ..util.files import atomic_output
 
 log = logging.getLogger("levitate")
 
@@ -867,11 +868,10 @@ class _Copier:
                                     "start from an empty destination")
             dst_st = os.stat(dest_host) if os.path.exists(dest_host) else None
             if dst_st is None or (dst_st.st_size, int(dst_st.st_mtime)) != (st.st_size, int(st.st_mtime)):
-                tmp = f"{dest_host}.levitate-tmp"
-                shutil.copy2(src_host, tmp)
-                _chown(st, tmp)
-                os.chmod(tmp, stat.S_IMODE(st.st_mode))
-                os.replace(tmp, dest_host)
+                with atomic_output(dest_host) as tmp:
+                    shutil.copy2(src_host, tmp)
+                    _chown(st, tmp)
+                    os.chmod(tmp, stat.S_IMODE(st.st_mode))
             self.done.append(path)
         else:
             raise LevitateError(f"{path} in {self.src.host} is not a file or a link")

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..util import download as dl
 from ..util.errors import DownloadError, LevitateError, VerificationError
-from ..util.files import write_atomic
+from ..util.files import atomic_output, write_atomic
 from .checksum import newest_matching, parse_checksum
 from .repodata import verify_file
 
@@ -242,14 +241,9 @@ class IsoSource(Source):
             if not self.reader.exists(rel):
                 raise LevitateError(f"{rel} is missing from {self.iso_path.name}", "the ISO is incomplete or not a Rocky DVD")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(dest.name + ".part")
-            self.reader.extract(rel, tmp)
-            try:
+            with atomic_output(dest) as tmp:              # a file that fails verification is never published
+                self.reader.extract(rel, tmp)
                 verify_file(tmp, *expected)
-            except VerificationError:
-                tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, dest)
             paths.append(dest)
         return paths
 

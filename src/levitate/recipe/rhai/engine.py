@@ -26,6 +26,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from ...util.files import atomic_write
 from . import stdlib
 from .compiler import compile_script
 from .errors import RhaiError, RhaiSyntaxError, host_error
@@ -260,11 +261,8 @@ class Engine:
         if f is None:
             return
         try:
-            os.makedirs(self.cache_dir, exist_ok=True)
-            tmp = f"{f}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as fh:
+            with atomic_write(f, "wb") as fh:
                 pickle.dump((marshal.dumps(prog.code), prog.info, prog.module_docs), fh)
-            os.replace(tmp, f)
         except OSError:
             pass
 
