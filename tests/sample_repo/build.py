@@ -59,6 +59,7 @@ WANTED = [
     "libnss-myhostname", # the host name resolves without /etc/hosts (Rocky's systemd-libs has it)
     "udhcpc",            # the DHCP client: busybox's, 7 kB (isc-dhcp-client pulls in far more)
     "dnf", "dnf-plugins-core",   # dnf 4, as RHEL 10 ships it (not dnf5); renamed in el10.dnf_stack
+    "python3-systemd",   # EL10's python3-dnf-plugins-core requires it (Debian's does not)
 ]
 # Debian packages that become EL10-named ones (see el10.py): firmware and microcode; and the
 # kernels (linux-image-ABI-amd64, split), chosen by Apt.newest_kernels.

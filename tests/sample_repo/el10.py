@@ -182,8 +182,11 @@ EL10_NAMES = {"libdnf2t64": "libdnf", "librepo0": "librepo", "libsolv1": "libsol
 # `rpm`, librpmio beside librpm in `rpm-libs`, libsolvext in `libsolv`, libdnf's data in `libdnf`.
 EL10_MERGED = {"rpm-common": "rpm", "librpmio10": "rpm-libs", "libsolvext1": "libsolv",
                "libdnf2-common": "libdnf"}
-# dnf-plugins-core.spec: the plugins themselves are python3-dnf-plugins-core.
+# dnf-plugins-core.spec: the plugins themselves are python3-dnf-plugins-core, which requires
+# python3-systemd (since system-upgrade moved into it; Debian's package does not depend on it, and
+# dnf then says "Failed loading plugin system_upgrade" on every run).
 PLUGINS_PYTHON = "/usr/lib/python3/"
+PLUGINS_REQUIRE = "python3-systemd"
 # RHEL's /etc/dnf/dnf.conf (dnf-data): upstream's file with the distribution overrides dnf.conf(5)
 # allows, best=True and skip_if_unavailable=False (Debian keeps upstream's False/True).
 DNF_CONF = """\
@@ -270,7 +273,8 @@ def dnf_stack(packages: list[RpmPackage]) -> list[RpmPackage]:
     python = dataclasses.replace(
         plugins, name="python3-dnf-plugins-core", summary="Core Plugins for DNF (Python 3 modules)",
         entries=[e for e in plugins.entries if e.path.startswith(PLUGINS_PYTHON)],
-        config={c for c in plugins.config if c.startswith(PLUGINS_PYTHON)}, provides=[], recommends=[])
+        config={c for c in plugins.config if c.startswith(PLUGINS_PYTHON)}, provides=[], recommends=[],
+        requires=[*plugins.requires, PLUGINS_REQUIRE])
     plugins.entries = [e for e in plugins.entries if not e.path.startswith(PLUGINS_PYTHON)]
     plugins.requires = ["filesystem", f"python3-dnf-plugins-core = {plugins.evr}"]
     return kept + [python]
