@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from tests.cheat_aware import cheat_aware
+from tests.sample_repo.el10 import RELEASE_KEY
 
 from .test_base_settings import TOOL_ENV, chroot, overlay
 
@@ -79,6 +80,28 @@ def test_dnf_accepts_the_rpm_database(image, tmp_path):
         assert re.fullmatch(r"4\.\d+\.\d+", dnf(root, "--version").splitlines()[0])
         assert installed(dnf(root, "list", "--installed")) == {p["nevra"] for p in manifest["packages"]}
         assert dnf(root, "check") == ""
+
+
+def dumped(text: str) -> dict[str, str]:
+    """`dnf config-manager --dump`'s `key = value` lines."""
+    return dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+
+
+@cheat_aware(protects="dnf's configuration is EL10's: gpgcheck on, three kernels kept, and every repository of "
+                      "the release package checked against the release key installed under /etc/pki/rpm-gpg",
+             cheats=["check the .repo file's text instead of what dnf makes of it", "turn gpgcheck off to get an "
+                     "update through"],
+             consequence="unsigned or foreign packages install without a word, or old kernels fill the ESP")
+def test_dnf_checks_signatures_with_the_release_key(image, sample_repo, tmp_path):
+    build, _manifest = image
+    with overlay(build, tmp_path) as (root, _upper):
+        main = dumped(dnf(root, "config-manager", "--dump"))
+        assert (main["gpgcheck"], main["installonly_limit"], main["best"]) == ("1", "3", "1")
+        for repo in ("baseos", "appstream", "updates"):
+            conf = dumped(dnf(root, "--enablerepo", repo, "config-manager", "--dump", repo))
+            assert (conf["gpgcheck"], conf["repo_gpgcheck"]) == ("1", "1"), repo
+            assert conf["gpgkey"] == "file://" + RELEASE_KEY, repo
+        assert (root / RELEASE_KEY.lstrip("/")).read_bytes() == sample_repo.key.read_bytes()
 
 
 @cheat_aware(protects="rpm -Va on the installed system names only the files the build changes on purpose",
