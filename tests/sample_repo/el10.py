@@ -49,6 +49,19 @@ KERNEL_CORE_REQUIRES_PRE = (
 )
 
 
+def kernel_scripts(kver: str) -> dict[str, dict[str, str]]:
+    """kernel.spec's scriptlets, per subpackage: kernel-core's %posttrans runs `kernel-install add`
+    (kernel_variant_posttrans; the weak-modules lines are left out, the sample has none) and its
+    %preun `kernel-install remove` (kernel_variant_preun); the module packages run depmod in %post
+    and %postun (kernel_modules_post, kernel_modules_core_post). leviso runs none of them (it
+    replays depmod itself); `dnf upgrade` and installonly_limit's removals do."""
+    depmod = f"/sbin/depmod -a {kver}"
+    return {"kernel-core": {"posttrans": f"/bin/kernel-install add {kver} /lib/modules/{kver}/vmlinuz || exit $?",
+                            "preun": f"/bin/kernel-install remove {kver} || exit $?"},
+            "kernel-modules-core": {"post": depmod, "postun": depmod},
+            "kernel-modules": {"post": depmod, "postun": depmod}}
+
+
 def module_package(path: str, kver: str) -> str:
     """Which kernel subpackage a path of the Debian kernel package goes to."""
     top = f"/usr/lib/modules/{kver}/kernel/"
@@ -68,6 +81,7 @@ def split_kernel(image: RpmPackage, kver: str, meta_tree: Path) -> list[RpmPacka
             name = "kernel-modules-core"          # directories stay with the core set
         parts[name].append(e)
     uname = f"= {kver}"
+    scripts = kernel_scripts(kver)
     common = dict(evr=image.evr, arch="x86_64", tree=image.tree, url=image.url, license=image.license,
                   description=image.description)
     core = RpmPackage(
@@ -76,19 +90,19 @@ def split_kernel(image: RpmPackage, kver: str, meta_tree: Path) -> list[RpmPacka
         provides=[f"kernel = {image.evr}", f"kernel-uname-r {uname}", f"kernel-core-uname-r {uname}",
                   "installonlypkg(kernel)"],
         requires=["filesystem", f"kernel-modules-core-uname-r {uname}"],
-        requires_pre=list(KERNEL_CORE_REQUIRES_PRE), recommends=["linux-firmware"])
+        requires_pre=list(KERNEL_CORE_REQUIRES_PRE), recommends=["linux-firmware"], scripts=scripts["kernel-core"])
     modules_core = RpmPackage(
         name="kernel-modules-core", summary="Core kernel modules to match the core kernel",
         entries=parts["kernel-modules-core"], **common,
         provides=[f"kernel-modules-core-uname-r {uname}", "installonlypkg(kernel-module)"],
-        requires=[f"kernel-uname-r {uname}"])
+        requires=[f"kernel-uname-r {uname}"], scripts=scripts["kernel-modules-core"])
     modules = RpmPackage(
         name="kernel-modules", summary="Kernel modules to match the core kernel",
         entries=parts["kernel-modules"], **common,
         provides=[f"kernel-modules-uname-r {uname}", "installonlypkg(kernel-module)"],
         requires=[f"kernel-uname-r {uname}", f"kernel-modules-core-uname-r {uname}"],
         requires_pre=["((linux-firmware >= 20150904-56.git6ebf5d57) if linux-firmware)"],
-        recommends=["linux-firmware"])
+        recommends=["linux-firmware"], scripts=scripts["kernel-modules"])
     meta_tree.mkdir(parents=True, exist_ok=True)
     meta = RpmPackage(
         name="kernel", evr=image.evr, arch="x86_64", tree=meta_tree, entries=[],
@@ -187,6 +201,16 @@ EL10_MERGED = {"rpm-common": "rpm", "librpmio10": "rpm-libs", "libsolvext1": "li
 # dnf then says "Failed loading plugin system_upgrade" on every run).
 PLUGINS_PYTHON = "/usr/lib/python3/"
 PLUGINS_REQUIRE = "python3-systemd"
+# Plugins Fedora/EL ship as their own python3-dnf-plugin-* subpackages, not installed by default
+# (Debian ships them all in one): left out. `local` would add a `_dnf_local` repository to
+# every transaction, without a key.
+SEPARATE_PLUGINS = ("local", "leaves", "show_leaves", "versionlock", "post-transaction-actions",
+                    "pre-transaction-actions", "modulesync")
+
+
+def _separate_plugin(path: str) -> bool:
+    name = posixpath.basename(path).removesuffix(".py").removesuffix(".conf").removesuffix(".list")
+    return path.startswith((PLUGINS_PYTHON, "/etc/dnf/plugins/")) and name in SEPARATE_PLUGINS
 # RHEL's /etc/dnf/dnf.conf (dnf-data): upstream's file with the distribution overrides dnf.conf(5)
 # allows, best=True and skip_if_unavailable=False (Debian keeps upstream's False/True).
 DNF_CONF = """\
@@ -270,6 +294,8 @@ def dnf_stack(packages: list[RpmPackage]) -> list[RpmPackage]:
     rpmdb_in_usr(by_name["rpm"])
     _replace_file(by_name["dnf-data"], "/etc/dnf/dnf.conf", DNF_CONF)
     plugins = by_name["dnf-plugins-core"]
+    plugins.entries = [e for e in plugins.entries if not _separate_plugin(e.path)]
+    plugins.config = {c for c in plugins.config if not _separate_plugin(c)}
     python = dataclasses.replace(
         plugins, name="python3-dnf-plugins-core", summary="Core Plugins for DNF (Python 3 modules)",
         entries=[e for e in plugins.entries if e.path.startswith(PLUGINS_PYTHON)],

@@ -74,6 +74,11 @@ def test_update_repository_offers_newer_builds(sample):
     files = _rpmq(core, "-l")
     assert f"/usr/lib/modules/{sample.update_kernel_version}/vmlinuz" in files
     assert not [f for f in files if sample.kernel_version in f]
+    scripts = "\n".join(_rpmq(core, "--scripts"))
+    assert f"/bin/kernel-install add {sample.update_kernel_version} " in scripts       # %posttrans, as kernel.spec
+    assert f"/bin/kernel-install remove {sample.update_kernel_version} " in scripts    # %preun
+    assert f"/sbin/depmod -a {sample.update_kernel_version}" in "\n".join(
+        _rpmq(sample.updates / sample.update_packages["kernel-modules-core"], "--scripts"))
     less = sample.updates / sample.update_packages["less"]
     assert UPDATE_NOTE.format(name="less") in _rpmq(less, "-l")
     assert UPDATE_NOTE.format(name="less") not in _rpmq(sample.rpm("less"), "-l")
