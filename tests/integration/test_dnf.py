@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.cheat_aware import cheat_aware
-from tests.sample_repo.el10 import RELEASE_KEY
+from levitate.leviso.chroot import chroot_mounts
+from tests.sample_repo.el10 import RELEASE_KEY, SAMPLE_HOST_VAR, UPDATE_SCRIPTLET_LOG
 
 from .test_base_settings import TOOL_ENV, chroot, overlay
 
@@ -124,3 +128,53 @@ def test_rpm_verify_finds_only_the_builds_changes(image, tmp_path):
         changed[m["path"]] = m["flags"]
     assert sorted(changed) == sorted(BUILD_CHANGED), proc.stdout
     assert "missing" not in changed.values()
+
+
+def _stop_leftovers(root) -> None:
+    """dnf's repo_gpgcheck leaves a gpg-agent per repository running inside the tree (libdnf
+    imports the key into /var/cache/dnf/REPO/pubring): stop those this test started."""
+    stopped = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/root") == str(root):
+                os.kill(int(pid), signal.SIGTERM)
+                stopped.append(pid)
+        except OSError:
+            continue
+    deadline = time.monotonic() + 10          # gone before the mounts they hold are unmounted
+    while any(os.path.exists(f"/proc/{pid}") for pid in stopped) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@cheat_aware(protects="the image's own dnf takes the sample update repository as a Rocky system takes Rocky's: "
+                      "signed metadata and packages accepted, the newer kernel installed beside the old one with "
+                      "its scriptlets run, the rebuilt package upgraded; the copy signed by another key refused",
+             cheats=["set repo_gpgcheck=0 or gpgcheck=0 for the test", "use rpm -U instead of dnf"],
+             consequence="the update VM test fails for reasons of the sample set, or passes with packages "
+                         "nobody signed")
+def test_dnf_upgrades_from_the_update_repository(image, sample_repo, tmp_path):
+    build, _manifest = image
+    with overlay(build, tmp_path) as (root, _upper):
+        (root / f"etc/dnf/vars/{SAMPLE_HOST_VAR}").write_text("file:///run/sample\n")
+        other = "--setopt=updates.baseurl=file:///run/sample/updates-other/x86_64/os/"
+        with chroot_mounts(root, binds=[(sample_repo.root, "/run/sample")]):
+            try:
+                run = lambda *args: subprocess.run(["chroot", root, *args], env=TOOL_ENV, capture_output=True,
+                                                   text=True, timeout=900)
+                refused = run("dnf", "-y", other, "check-update")
+                assert refused.returncode == 1
+                assert "repomd.xml GPG signature verification error" in refused.stderr, refused.stderr
+                refused = run("dnf", "-y", other, "--setopt=updates.repo_gpgcheck=0", "upgrade", "less")
+                assert refused.returncode == 1
+                assert "GPG check FAILED" in refused.stderr, refused.stderr
+                upgrade = run("dnf", "-y", "upgrade")
+                assert upgrade.returncode == 0, upgrade.stderr
+                rpmq = run("rpm", "-q", "less", "kernel-core")
+            finally:
+                _stop_leftovers(root)
+        nevra = lambda path: Path(path).name.removesuffix(".rpm")
+        assert set(rpmq.stdout.split()) == {nevra(sample_repo.update_packages["less"]),
+                                            nevra(sample_repo.packages["kernel-core"]),
+                                            nevra(sample_repo.update_packages["kernel-core"])}
+        assert (root / UPDATE_SCRIPTLET_LOG.lstrip("/")).read_text().endswith(" post 2\n")   # %post, as an upgrade
+        assert (root / f"usr/lib/modules/{sample_repo.update_kernel_version}/modules.dep").is_file()  # depmod %post
