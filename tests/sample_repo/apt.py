@@ -12,9 +12,11 @@ point release (a new kernel ABI, a security update) is picked up by itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from levitate.util.errors import LevitateError
 from levitate.util.run import run
 
 from .debpkg import parse_fields
+from .mapping import debvercmp
 
 MIRROR = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
@@ -67,6 +70,10 @@ class DebRef:
     url: str
     size: int
     sha256: str
+
+
+# A kernel image package of one ABI (not -cloud-, -rt-, -unsigned or -dbg).
+KERNEL_IMAGE = re.compile(r"linux-image-\d[^-]*-amd64")
 
 
 class Apt:
@@ -120,6 +127,26 @@ class Apt:
                     st = p.stat()
                     items.append((p.name, st.st_size, st.st_mtime_ns))
         return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+    def newest_kernels(self, count: int) -> list[str]:
+        """The `count` newest linux-image-ABI-amd64 packages, oldest first. trixie-security keeps
+        every kernel it published, each under its own ABI (`uname -r`), so there are several."""
+        opts = self.options(self.state / "empty-archives")
+        proc = run(["apt-cache", *opts, "pkgnames", "linux-image-"], env=self.env, capture=True,
+                   what="apt-cache pkgnames linux-image-")
+        names = [n for n in proc.stdout.decode().split() if KERNEL_IMAGE.fullmatch(n)]
+        proc = run(["apt-cache", *opts, "show", "--no-all-versions", *names], env=self.env, capture=True,
+                   what="apt-cache show (kernel images)") if names else None
+        versions = {}
+        for stanza in proc.stdout.decode().split("\n\n") if proc else ():
+            f = parse_fields(stanza)
+            if "Package" in f:
+                versions[f["Package"]] = f["Version"]
+        if len(versions) < count:
+            raise LevitateError(f"Debian's lists offer {len(versions)} kernel image(s), the sample set needs {count}",
+                                "the base set takes the older kernel, the update repository the newer one")
+        order = sorted(versions, key=functools.cmp_to_key(lambda a, b: debvercmp(versions[a], versions[b])))
+        return order[-count:]
 
     def resolve(self, packages: list[str]) -> list[DebRef]:
         """The closure of `packages` (no Recommends), with each .deb's URL and SHA256."""

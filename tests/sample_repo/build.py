@@ -1,7 +1,9 @@
 """Building the sample repository end to end, cached by its inputs.
 
 Inputs: the resolved closure (name, version, SHA256 of each .deb, from apt) and this builder's
-own source. A run whose inputs match OUTDIR/.sample-repo.json returns at once; when even apt's
+own source. The kernel is the older of Debian's two newest kernel ABIs; the newer one, with a
+rebuilt `less`, makes the update repository (OUTDIR/updates, and a copy signed by the other key
+in OUTDIR/updates-other). A run whose inputs match OUTDIR/.sample-repo.json returns at once; when even apt's
 lists and configuration are unchanged it does not ask apt at all. Everything is built under
 OUTDIR/.tmp-build and moved into place at the end, the stamp last, so an interrupted build is
 never taken for a finished one. The .deb cache (OUTDIR/debs) and apt's private state
@@ -22,6 +24,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import cmp_to_key
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +32,9 @@ from pathlib import Path
 from levitate.util.errors import LevitateError
 
 from .apt import Apt, DebRef
-from .el10 import (RELEASE_NAME, add_sysusers_deps, firmware_packages, make_crypto_policies, make_dracut,
-                   make_release, split_kernel)
+from .el10 import (RELEASE_NAME, add_sysusers_deps, dnf_stack, firmware_packages, make_crypto_policies,
+                   make_dracut, make_release, split_kernel, update_build)
+from .mapping import debvercmp
 from .packageset import make_packages
 from .repack import Unpacked, unpack
 from .repo import (ISO_NAME, REPODATA_COMPRESSION, REPOS, createrepo, make_iso, package_dir, repo_dir,
@@ -54,14 +58,23 @@ WANTED = [
     "grep", "sed",       # Essential in Debian (so nothing depends on them), listed in Rocky's profile too
     "libnss-myhostname", # the host name resolves without /etc/hosts (Rocky's systemd-libs has it)
     "udhcpc",            # the DHCP client: busybox's, 7 kB (isc-dhcp-client pulls in far more)
+    "dnf", "dnf-plugins-core",   # dnf 4, as RHEL 10 ships it (not dnf5); renamed in el10.dnf_stack
+    "python3-systemd",   # EL10's python3-dnf-plugins-core requires it (Debian's does not)
 ]
-# Debian packages that become EL10-named ones (see el10.py): the kernel (split), firmware and
-# microcode.
-RENAMED = ["linux-image-amd64", "firmware-linux-free", "amd64-microcode", "intel-microcode"]
+# Debian packages that become EL10-named ones (see el10.py): firmware and microcode; and the
+# kernels (linux-image-ABI-amd64, split), chosen by Apt.newest_kernels.
+RENAMED = ["firmware-linux-free", "amd64-microcode", "intel-microcode"]
 # Asked of apt besides WANTED: base-passwd is where the account files come from (nothing
 # depends on it: it is Essential in Debian); usr-is-merged satisfies init-system-helpers'
 # "usrmerge | usr-is-merged" (the tree IS merged), else apt picks usrmerge and a perl stack.
-REQUEST = WANTED + RENAMED + ["base-passwd", "usr-is-merged"]
+EXTRA = ["base-passwd", "usr-is-merged"]
+# The update repository's ordinary package (a newer build of it): small, and not needed to boot.
+UPDATED = "less"
+
+
+def request(kernels: list[str]) -> list[str]:
+    """What apt is asked for: the set, and the two kernel images (base, update)."""
+    return WANTED + RENAMED + kernels + EXTRA
 # What the profile lists besides WANTED: EL10 names, and what only weak or no dependencies
 # reach (vendor firmware, as issue 5 of #11 says a profile must list them).
 EL10_NAMES = ["kernel", "kernel-modules", "linux-firmware", "microcode_ctl", "amd-ucode-firmware",
@@ -71,7 +84,9 @@ PROFILE_PACKAGES = WANTED + EL10_NAMES + SYNTHETIC
 
 KEY_FILE = "RPM-GPG-KEY-sample"
 STAMP = ".sample-repo.json"
-FORMAT = 2
+FORMAT = 3
+UPDATES = "updates"               # OUTDIR/updates/x86_64/os: signed by the sample key
+UPDATES_OTHER = "updates-other"   # the same packages and metadata signed by the other key
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,18 @@ class SampleRepo:
     other_fingerprint: str
     kernel_version: str
     packages: dict[str, str]     # RPM name -> path of its file relative to `mirror`
+    update_kernel_version: str   # the update repository's kernel (a newer ABI)
+    update_packages: dict[str, str]  # RPM name -> path relative to `updates` (and `updates_other`)
+
+    @property
+    def updates(self) -> Path:
+        """The update repository (Packages/, repodata/ with repomd.xml.asc by the sample key)."""
+        return repo_dir(self.root, UPDATES)
+
+    @property
+    def updates_other(self) -> Path:
+        """The same update repository, RPMs and repomd.xml.asc signed by the other key."""
+        return repo_dir(self.root, UPDATES_OTHER)
 
     @property
     def fingerprint_spaced(self) -> str:
@@ -113,7 +140,8 @@ class SampleRepo:
                    key=root / KEY_FILE, gnupg=root / "gnupg", gnupg_other=root / "gnupg-other",
                    profile=root / "profile", fingerprint=stamp["fingerprint"],
                    other_fingerprint=stamp["other_fingerprint"], kernel_version=stamp["kernel_version"],
-                   packages=stamp["packages"])
+                   packages=stamp["packages"], update_kernel_version=stamp["update_kernel_version"],
+                   update_packages=stamp["update_packages"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,8 +155,8 @@ def builder_hash() -> str:
     return h.hexdigest()
 
 
-def inputs_hash(builder: str, refs: list[DebRef]) -> str:
-    data = {"builder": builder, "request": REQUEST,
+def inputs_hash(builder: str, refs: list[DebRef], requested: list[str]) -> str:
+    data = {"builder": builder, "request": requested,
             "debs": [(r.name, r.version, r.sha256) for r in sorted(refs, key=lambda r: r.name)]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -141,7 +169,8 @@ def _read_stamp(outdir: Path) -> dict | None:
     repo = SampleRepo.from_stamp(outdir, stamp) if stamp.get("format") == FORMAT else None
     complete = repo is not None and all(p.exists() for p in (
         repo.iso, repo.isos / "CHECKSUM.asc", repo.key, repo.gnupg, repo.gnupg_other,
-        repo.profile / "profile.toml", *(repo.repo(r) / "repodata" / "repomd.xml.asc" for r in REPOS)))
+        repo.profile / "profile.toml", *(repo.repo(r) / "repodata" / "repomd.xml.asc" for r in REPOS),
+        *(d / "repodata" / "repomd.xml.asc" for d in (repo.updates, repo.updates_other))))
     return stamp if complete else None
 
 
@@ -200,15 +229,16 @@ def build_sample_repo(outdir: Path, *, debs: Path | None = None, force: bool = F
         with _stage("resolve the closure with apt"):
             apt.ensure_lists()
             signature = apt.lists_signature()
-            refs = apt.resolve(REQUEST)
-        inputs = inputs_hash(builder, refs)
+            requested = request(apt.newest_kernels(2))
+            refs = apt.resolve(requested)
+        inputs = inputs_hash(builder, refs, requested)
         if stamp and stamp["inputs"] == inputs:
             stamp["apt_lists"] = signature
             _write_stamp(outdir, stamp)
             log.info("sample-repo: %s is up to date (%.1f s)", outdir, time.monotonic() - started)
             return SampleRepo.from_stamp(outdir, stamp)
         (outdir / STAMP).unlink(missing_ok=True)
-        stamp = _build(outdir, apt, refs, debs or outdir / "debs", jobs or os.cpu_count() or 2)
+        stamp = _build(outdir, apt, refs, requested, debs or outdir / "debs", jobs or os.cpu_count() or 2)
         stamp.update(format=FORMAT, builder=builder, inputs=inputs, apt_lists=signature)
         _write_stamp(outdir, stamp)
         log.info("sample-repo: built %s in %.1f s", outdir, time.monotonic() - started)
@@ -219,11 +249,11 @@ def _unpack_job(args: tuple[Path, Path]) -> Unpacked:
     return unpack(*args)
 
 
-def _build(outdir: Path, apt: Apt, refs: list[DebRef], debs: Path, jobs: int) -> dict:
+def _build(outdir: Path, apt: Apt, refs: list[DebRef], requested: list[str], debs: Path, jobs: int) -> dict:
     """Everything below OUTDIR/.tmp-build, then moved into place; returns the stamp's facts."""
     tmp = outdir / ".tmp-build"
     shutil.rmtree(tmp, ignore_errors=True)
-    out = tmp / "out"                       # becomes OUTDIR's mirror/, isos/, profile/, ...
+    out = tmp / "out"                       # becomes OUTDIR's mirror/, isos/, profile/, updates/, ...
     mirror = out / "mirror"
     out.mkdir(parents=True)
 
@@ -231,9 +261,11 @@ def _build(outdir: Path, apt: Apt, refs: list[DebRef], debs: Path, jobs: int) ->
         paths = apt.download(refs, debs)
     with _stage("unpack the debs (merged /usr)"):
         unpacked = _unpack_all(paths, tmp / "trees", jobs)
-    kernels = [u.kernel_version for u in unpacked if u.kernel_version]
-    if len(kernels) != 1:
-        raise LevitateError(f"expected one kernel in the closure, found {kernels}")
+    kernels = [u for u in unpacked if u.kernel_version]
+    if len(kernels) != 2:
+        raise LevitateError(f"expected two kernels in the closure, found {[u.kernel_version for u in kernels]}")
+    kernels.sort(key=cmp_to_key(lambda a, b: debvercmp(a.control.version, b.control.version)))
+    kver, update_kver = (u.kernel_version for u in kernels)
     with gpg_home(outdir / "gnupg") as home, gpg_home(outdir / "gnupg-other") as other:
         with _stage("signing keys"):
             fpr = home.fingerprint() or home.generate(UID)
@@ -243,10 +275,16 @@ def _build(outdir: Path, apt: Apt, refs: list[DebRef], debs: Path, jobs: int) ->
             (mirror / KEY_FILE).parent.mkdir(parents=True, exist_ok=True)
             (mirror / KEY_FILE).write_bytes(key)
         with _stage("map metadata, EL10 traits, synthetic packages"):
-            packages, users, groups = _describe(unpacked, tmp / "synthetic", kernels[0], key)
-        with _stage(f"rpmbuild {len(packages)} packages"):
-            rpms = _rpmbuild_all(packages, mirror, tmp / "specs", users, groups, jobs)
+            packages, updates, users, groups = _describe(unpacked, tmp / "synthetic", kver, update_kver, key,
+                                                         requested)
+        dests = {id(p): package_dir(mirror, p.repo, p.filename) for p in packages}
+        dests |= {id(p): package_dir(out, UPDATES, p.filename) for p in updates}
+        with _stage(f"rpmbuild {len(packages)} packages + {len(updates)} updates"):
+            built = _rpmbuild_all(packages + updates, dests, tmp / "specs", users, groups, jobs)
+        rpms = {p.name: built[id(p)] for p in packages}
+        update_rpms = {p.name: built[id(p)] for p in updates}
         _sign_and_publish(home, fpr, out, mirror, list(rpms.values()), tmp, jobs)
+        _publish_updates(home, fpr, other, other_fpr, out, list(update_rpms.values()))
         for h in (home, other):
             h.stop_agent()
         home.copy_to(out / "gnupg")
@@ -257,11 +295,16 @@ def _build(outdir: Path, apt: Apt, refs: list[DebRef], debs: Path, jobs: int) ->
         shutil.rmtree(tmp)
 
     total = sum((outdir / "mirror" / p.relative_to(mirror)).stat().st_size for p in rpms.values())
-    log.info("sample-repo: %d RPMs, %.0f MB, kernel %s, key %s",
-             len(rpms), total / 1e6, kernels[0], spaced(fpr))
-    return {"fingerprint": fpr, "other_fingerprint": other_fpr, "kernel_version": kernels[0],
+    updates_dir = repo_dir(out, UPDATES)
+    update_total = sum((outdir / p.relative_to(out)).stat().st_size for p in update_rpms.values())
+    log.info("sample-repo: %d RPMs, %.0f MB, kernel %s; updates: %d RPMs, %.0f MB, kernel %s; key %s",
+             len(rpms), total / 1e6, kver, len(update_rpms), update_total / 1e6, update_kver, spaced(fpr))
+    return {"fingerprint": fpr, "other_fingerprint": other_fpr, "kernel_version": kver,
             "packages": {name: str(p.relative_to(mirror)) for name, p in sorted(rpms.items())},
-            "rpm_bytes": total, "debs": [(r.name, r.version, r.sha256) for r in refs]}
+            "update_kernel_version": update_kver,
+            "update_packages": {name: str(p.relative_to(updates_dir)) for name, p in sorted(update_rpms.items())},
+            "rpm_bytes": total, "update_rpm_bytes": update_total,
+            "debs": [(r.name, r.version, r.sha256) for r in refs]}
 
 
 def _unpack_all(paths: dict[str, Path], trees: Path, jobs: int) -> list[Unpacked]:
@@ -276,12 +319,13 @@ def _unpack_all(paths: dict[str, Path], trees: Path, jobs: int) -> list[Unpacked
     return unpacked
 
 
-def _describe(unpacked: list[Unpacked], synthetic: Path, kver: str,
-              key: bytes) -> tuple[list[RpmPackage], set[str], set[str]]:
+def _describe(unpacked: list[Unpacked], synthetic: Path, kver: str, update_kver: str, key: bytes,
+              requested: list[str]) -> tuple[list[RpmPackage], list[RpmPackage], set[str], set[str]]:
     """RPM descriptions of the whole set, with EL10's names and traits and the synthetic
-    packages, and the user and group names %attr may use (base-passwd's)."""
-    packages, issues = make_packages(unpacked, REQUEST)
-    packages = el10_traits(packages, synthetic, kver, key)
+    packages; the update repository's packages; the user and group names %attr may use
+    (base-passwd's)."""
+    packages, issues = make_packages(unpacked, requested)
+    packages, updates = el10_traits(packages, synthetic, kver, update_kver, key)
     for what, items in (("path collisions after merging /usr", issues.collisions),
                         ("Conflicts dropped (satisfied inside the set)", issues.dropped_conflicts),
                         ("Depends not satisfied inside the set", issues.unsatisfied)):
@@ -305,14 +349,17 @@ def _describe(unpacked: list[Unpacked], synthetic: Path, kver: str,
         log.info("sample-repo: %s", note)
     users = {u[0] for u in read_master(masters / "passwd.master")}
     groups = {g[0] for g in read_master(masters / "group.master")}
-    return packages + [setup, filesystem], users, groups
+    return packages + [setup, filesystem], updates, users, groups
 
 
-def el10_traits(packages: list[RpmPackage], work: Path, kver: str, key: bytes) -> list[RpmPackage]:
+def el10_traits(packages: list[RpmPackage], work: Path, kver: str, update_kver: str,
+                key: bytes) -> tuple[list[RpmPackage], list[RpmPackage]]:
     """The repacked set under EL10's names, plus dracut, crypto-policies and the release package;
-    user()/group() provides for every package shipping sysusers.d files."""
+    user()/group() provides for every package shipping sysusers.d files. And the update
+    repository: the newer kernel, split the same way, and a newer build of UPDATED."""
     by_name = {p.name: p for p in packages}
-    kept = [p for p in packages if p.name not in {*RENAMED, f"linux-image-{kver}"}]
+    images = {f"linux-image-{kver}", f"linux-image-{update_kver}"}
+    kept = dnf_stack([p for p in packages if p.name not in {*RENAMED, *images}])
     kept += split_kernel(by_name[f"linux-image-{kver}"], kver, work / "kernel")
     kept += firmware_packages(by_name, work)
     kept += [make_dracut(work), make_crypto_policies(work), make_release(work, key)]
@@ -320,7 +367,9 @@ def el10_traits(packages: list[RpmPackage], work: Path, kver: str, key: bytes) -
         if p.name.startswith("libssl"):          # EL10's openssl-libs requires crypto-policies
             p.requires.append("crypto-policies")
     add_sysusers_deps(kept)
-    return kept
+    updates = split_kernel(by_name[f"linux-image-{update_kver}"], update_kver, work / "kernel-update")
+    updates.append(update_build(by_name[UPDATED], work))
+    return kept, updates
 
 
 def nsswitch(trees: dict[str, Path]) -> str | None:
@@ -335,15 +384,16 @@ def nsswitch(trees: dict[str, Path]) -> str | None:
     return text
 
 
-def _rpmbuild_all(packages: list[RpmPackage], mirror: Path, specs: Path, users: set[str], groups: set[str],
-                  jobs: int) -> dict[str, Path]:
-    """rpmbuild runs as a subprocess: threads suffice. Each tree goes as soon as every package
-    built from it is packed (the kernel's subpackages share one)."""
+def _rpmbuild_all(packages: list[RpmPackage], dests: dict[int, Path], specs: Path, users: set[str],
+                  groups: set[str], jobs: int) -> dict[int, Path]:
+    """Each package into dests[id(package)]; returns the .rpm of each, by id(package) (a base
+    package and its update share a name). rpmbuild runs as a subprocess: threads suffice. Each
+    tree goes as soon as every package built from it is packed (the kernel's subpackages share one)."""
     users_of_tree = Counter(p.tree for p in packages)
     lock = threading.Lock()
 
     def build_one(pkg: RpmPackage) -> Path:
-        rpm = rpmbuild(pkg, specs / pkg.name, package_dir(mirror, pkg.repo, pkg.filename), users, groups)
+        rpm = rpmbuild(pkg, specs / f"{pkg.name}-{pkg.evr}", dests[id(pkg)], users, groups)
         with lock:
             users_of_tree[pkg.tree] -= 1
             done = users_of_tree[pkg.tree] == 0
@@ -353,7 +403,7 @@ def _rpmbuild_all(packages: list[RpmPackage], mirror: Path, specs: Path, users: 
 
     biggest_first = sorted(packages, key=lambda p: -len(p.entries))
     with ThreadPoolExecutor(jobs) as pool:
-        return dict(zip((p.name for p in biggest_first), pool.map(build_one, biggest_first)))
+        return dict(zip((id(p) for p in biggest_first), pool.map(build_one, biggest_first)))
 
 
 def _sign_and_publish(home: GpgHome, fpr: str, out: Path, mirror: Path, rpms: list[Path], tmp: Path,
@@ -371,6 +421,22 @@ def _sign_and_publish(home: GpgHome, fpr: str, out: Path, mirror: Path, rpms: li
     with _stage("DVD ISO + CHECKSUM.asc"):
         iso = make_iso(mirror, out / "isos" / ISO_NAME, out / KEY_FILE, tmp / "iso-extra")
         home.clearsign(fpr, write_checksum(iso))
+
+
+def _publish_updates(home: GpgHome, fpr: str, other: GpgHome, other_fpr: str, out: Path,
+                     rpms: list[Path]) -> None:
+    """OUTDIR/updates signed by the sample key; OUTDIR/updates-other, the same unsigned RPMs
+    copied before signing and signed, with their repomd.xml, by the other key."""
+    with _stage(f"update repositories ({len(rpms)} RPMs, signed by each key)"):
+        copies = []
+        for rpm in rpms:
+            copy = repo_dir(out, UPDATES_OTHER) / rpm.relative_to(repo_dir(out, UPDATES))
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(rpm, copy)
+            copies.append(copy)
+        for gpg, key, files, name in ((home, fpr, rpms, UPDATES), (other, other_fpr, copies, UPDATES_OTHER)):
+            gpg.rpmsign(key, files)
+            gpg.detach_sign(key, createrepo(repo_dir(out, name), None))
 
 
 def _move_into_place(out: Path, outdir: Path) -> None:

@@ -7,7 +7,8 @@ weakly or not at all, user()/group() provides from sysusers.d (rpm >= 4.19), and
 Sources relied on: Fedora/CentOS Stream kernel.spec (%kernel_reqprovconf, kernel_prereq,
 initrd_prereq), linux-firmware.spec (Recommends, install-xz, amd-ucode-firmware's %files),
 crypto-policies.spec (Fedora 41: %install, %post -p <lua>, %files), rpm's fileattrs/sysusers.attr
-and %add_sysuser.
+and %add_sysuser, rocky-release.spec (/etc/dnf/vars), Fedora's "Relocate RPM database to /usr"
+change (https://fedoraproject.org/wiki/Changes/RelocateRPMToUsr, Fedora 36, inherited by EL10).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import dataclasses
 import lzma
 import os
 import posixpath
+import re
+import shutil
 from pathlib import Path
 
 from .mapping import RpmEVR
@@ -46,6 +49,19 @@ KERNEL_CORE_REQUIRES_PRE = (
 )
 
 
+def kernel_scripts(kver: str) -> dict[str, dict[str, str]]:
+    """kernel.spec's scriptlets, per subpackage: kernel-core's %posttrans runs `kernel-install add`
+    (kernel_variant_posttrans; the weak-modules lines are left out, the sample has none) and its
+    %preun `kernel-install remove` (kernel_variant_preun); the module packages run depmod in %post
+    and %postun (kernel_modules_post, kernel_modules_core_post). leviso runs none of them (it
+    replays depmod itself); `dnf upgrade` and installonly_limit's removals do."""
+    depmod = f"/sbin/depmod -a {kver}"
+    return {"kernel-core": {"posttrans": f"/bin/kernel-install add {kver} /lib/modules/{kver}/vmlinuz || exit $?",
+                            "preun": f"/bin/kernel-install remove {kver} || exit $?"},
+            "kernel-modules-core": {"post": depmod, "postun": depmod},
+            "kernel-modules": {"post": depmod, "postun": depmod}}
+
+
 def module_package(path: str, kver: str) -> str:
     """Which kernel subpackage a path of the Debian kernel package goes to."""
     top = f"/usr/lib/modules/{kver}/kernel/"
@@ -65,6 +81,7 @@ def split_kernel(image: RpmPackage, kver: str, meta_tree: Path) -> list[RpmPacka
             name = "kernel-modules-core"          # directories stay with the core set
         parts[name].append(e)
     uname = f"= {kver}"
+    scripts = kernel_scripts(kver)
     common = dict(evr=image.evr, arch="x86_64", tree=image.tree, url=image.url, license=image.license,
                   description=image.description)
     core = RpmPackage(
@@ -73,19 +90,19 @@ def split_kernel(image: RpmPackage, kver: str, meta_tree: Path) -> list[RpmPacka
         provides=[f"kernel = {image.evr}", f"kernel-uname-r {uname}", f"kernel-core-uname-r {uname}",
                   "installonlypkg(kernel)"],
         requires=["filesystem", f"kernel-modules-core-uname-r {uname}"],
-        requires_pre=list(KERNEL_CORE_REQUIRES_PRE), recommends=["linux-firmware"])
+        requires_pre=list(KERNEL_CORE_REQUIRES_PRE), recommends=["linux-firmware"], scripts=scripts["kernel-core"])
     modules_core = RpmPackage(
         name="kernel-modules-core", summary="Core kernel modules to match the core kernel",
         entries=parts["kernel-modules-core"], **common,
         provides=[f"kernel-modules-core-uname-r {uname}", "installonlypkg(kernel-module)"],
-        requires=[f"kernel-uname-r {uname}"])
+        requires=[f"kernel-uname-r {uname}"], scripts=scripts["kernel-modules-core"])
     modules = RpmPackage(
         name="kernel-modules", summary="Kernel modules to match the core kernel",
         entries=parts["kernel-modules"], **common,
         provides=[f"kernel-modules-uname-r {uname}", "installonlypkg(kernel-module)"],
         requires=[f"kernel-uname-r {uname}", f"kernel-modules-core-uname-r {uname}"],
         requires_pre=["((linux-firmware >= 20150904-56.git6ebf5d57) if linux-firmware)"],
-        recommends=["linux-firmware"])
+        recommends=["linux-firmware"], scripts=scripts["kernel-modules"])
     meta_tree.mkdir(parents=True, exist_ok=True)
     meta = RpmPackage(
         name="kernel", evr=image.evr, arch="x86_64", tree=meta_tree, entries=[],
@@ -164,6 +181,129 @@ def firmware_packages(by_name: dict[str, RpmPackage], work: Path) -> list[RpmPac
         _synthetic("iwlwifi-mvm-firmware", fw_evr, iwl, "MVM Firmware for Intel(R) Wireless WiFi adapters",
                    requires=needs_whence),
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# dnf 4 and rpm under EL10's names (RHEL 10 ships dnf 4, not dnf5)
+
+# Debian name -> EL10 name. The EL10 package Provides its Debian name at its version, so the
+# Debian relations between them (`libdnf2t64 (>= 0.73)`) resolve as they are.
+EL10_NAMES = {"libdnf2t64": "libdnf", "librepo0": "librepo", "libsolv1": "libsolv",
+              "libmodulemd2": "libmodulemd", "libcomps0": "libcomps", "librpm10": "rpm-libs",
+              "librpmbuild10": "rpm-build-libs", "librpmsign10": "rpm-sign-libs",
+              "librpm-sequoia-1": "rpm-sequoia"}
+# Debian packages whose files EL10 ships in another package: rpm's macros and plugins are in
+# `rpm`, librpmio beside librpm in `rpm-libs`, libsolvext in `libsolv`, libdnf's data in `libdnf`.
+EL10_MERGED = {"rpm-common": "rpm", "librpmio10": "rpm-libs", "libsolvext1": "libsolv",
+               "libdnf2-common": "libdnf"}
+# dnf-plugins-core.spec: the plugins themselves are python3-dnf-plugins-core, which requires
+# python3-systemd (since system-upgrade moved into it; Debian's package does not depend on it, and
+# dnf then says "Failed loading plugin system_upgrade" on every run).
+PLUGINS_PYTHON = "/usr/lib/python3/"
+PLUGINS_REQUIRE = "python3-systemd"
+# Plugins Fedora/EL ship as their own python3-dnf-plugin-* subpackages, not installed by default
+# (Debian ships them all in one): left out. `local` would add a `_dnf_local` repository to
+# every transaction, without a key.
+SEPARATE_PLUGINS = ("local", "leaves", "show_leaves", "versionlock", "post-transaction-actions",
+                    "pre-transaction-actions", "modulesync")
+
+
+def _separate_plugin(path: str) -> bool:
+    name = posixpath.basename(path).removesuffix(".py").removesuffix(".conf").removesuffix(".list")
+    return path.startswith((PLUGINS_PYTHON, "/etc/dnf/plugins/")) and name in SEPARATE_PLUGINS
+# RHEL's /etc/dnf/dnf.conf (dnf-data): upstream's file with the distribution overrides dnf.conf(5)
+# allows, best=True and skip_if_unavailable=False (Debian keeps upstream's False/True).
+DNF_CONF = """\
+[main]
+gpgcheck=1
+installonly_limit=3
+clean_requirements_on_remove=True
+best=True
+skip_if_unavailable=False
+"""
+RPMDB = "/usr/lib/sysimage/rpm"
+OLD_RPMDB = "/var/lib/rpm"
+_DBPATH = re.compile(r"^%_dbpath\s+%\{_var\}/lib/rpm$", re.M)
+
+
+def _provides_old_name(pkg: RpmPackage, old: str) -> None:
+    pkg.provides.append(f"{old} = {pkg.evr}")
+
+
+def _merge_into(main: RpmPackage, other: RpmPackage) -> None:
+    """`other`'s files moved into `main`'s build root and %files; its relations added."""
+    have = {e.path for e in main.entries}
+    for e in other.entries:
+        if e.kind == "dir":
+            (main.tree / e.path[1:]).mkdir(parents=True, exist_ok=True)
+        else:
+            dest = main.tree / e.path[1:]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(other.tree / e.path[1:], dest)
+        if e.path not in have:
+            main.entries.append(e)
+    main.entries.sort(key=lambda e: e.path)
+    main.config |= other.config
+    for mine, theirs in ((main.requires, other.requires), (main.recommends, other.recommends),
+                         (main.provides, other.provides)):
+        mine += [r for r in theirs if r not in mine]
+    _provides_old_name(main, other.name)
+
+
+def _replace_file(pkg: RpmPackage, path: str, text: str) -> None:
+    dest = pkg.tree / path[1:]
+    if not any(e.path == path and e.kind == "file" for e in pkg.entries):
+        raise ValueError(f"{pkg.name} ships no file {path}")
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, dest.stat().st_mode)
+    os.replace(tmp, dest)
+
+
+def rpmdb_in_usr(rpm: RpmPackage) -> None:
+    """rpm as Fedora 36+ (so EL10) ships it: %_dbpath is /usr/lib/sysimage/rpm, and /var/lib/rpm
+    a link to it (Debian's rpm keeps the database in /var/lib/rpm, a directory)."""
+    macros = rpm.tree / "usr/lib/rpm/macros"
+    text, n = _DBPATH.subn("%_dbpath\t\t%{_usr}/lib/sysimage/rpm", macros.read_text())
+    if n != 1:
+        raise ValueError("rpm's macros: no `%_dbpath %{_var}/lib/rpm` line to move to /usr/lib/sysimage/rpm")
+    _replace_file(rpm, "/usr/lib/rpm/macros", text)
+    (rpm.tree / OLD_RPMDB[1:]).rmdir()
+    os.symlink("../../usr/lib/sysimage/rpm", rpm.tree / OLD_RPMDB[1:])
+    (rpm.tree / RPMDB[1:]).mkdir(parents=True)
+    entries = [e for e in rpm.entries if e.path != OLD_RPMDB]
+    entries += [Entry(OLD_RPMDB, "link", 0o777, "root", "root", OLD_RPMDB),
+                Entry(posixpath.dirname(RPMDB), "dir", 0o755, "root", "root", posixpath.dirname(RPMDB)),
+                Entry(RPMDB, "dir", 0o755, "root", "root", RPMDB)]
+    rpm.entries = sorted(entries, key=lambda e: e.path)
+
+
+def dnf_stack(packages: list[RpmPackage]) -> list[RpmPackage]:
+    """The rpm and dnf packages under their EL10 names and with EL10's configuration."""
+    by_name = {p.name: p for p in packages}
+    for old, new in EL10_NAMES.items():
+        pkg = by_name[old]
+        pkg.name = new
+        _provides_old_name(pkg, old)
+    by_name = {p.name: p for p in packages}
+    merged = set(EL10_MERGED)
+    for old, into in EL10_MERGED.items():
+        _merge_into(by_name[into], by_name[old])
+    kept = [p for p in packages if p.name not in merged]
+    by_name = {p.name: p for p in kept}
+    rpmdb_in_usr(by_name["rpm"])
+    _replace_file(by_name["dnf-data"], "/etc/dnf/dnf.conf", DNF_CONF)
+    plugins = by_name["dnf-plugins-core"]
+    plugins.entries = [e for e in plugins.entries if not _separate_plugin(e.path)]
+    plugins.config = {c for c in plugins.config if not _separate_plugin(c)}
+    python = dataclasses.replace(
+        plugins, name="python3-dnf-plugins-core", summary="Core Plugins for DNF (Python 3 modules)",
+        entries=[e for e in plugins.entries if e.path.startswith(PLUGINS_PYTHON)],
+        config={c for c in plugins.config if c.startswith(PLUGINS_PYTHON)}, provides=[], recommends=[],
+        requires=[*plugins.requires, PLUGINS_REQUIRE])
+    plugins.entries = [e for e in plugins.entries if not e.path.startswith(PLUGINS_PYTHON)]
+    plugins.requires = ["filesystem", f"python3-dnf-plugins-core = {plugins.evr}"]
+    return kept + [python]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,14 +411,28 @@ enable systemd-boot-update.service
 PRESET_DISABLE = "disable *\n"
 
 
+# Where the sample's repositories are: a dnf variable, as rocky-release ships
+# /etc/dnf/vars/contentdir for rocky.repo's URLs. Its default names no real host (.invalid): the
+# sample mirror is served from a test's loopback server, so whoever points a system at it sets
+# it (`echo URL > /etc/dnf/vars/samplehost` or DNF_VAR_samplehost=URL), URL being the sample
+# output's root, which holds mirror/ and updates/.
+SAMPLE_HOST_VAR = "samplehost"
+SAMPLE_HOST_DEFAULT = "http://sample-mirror.levitateos.invalid"
+UPDATES_REPO_ID = "updates"
+
+
 def repo_file(key_path: str) -> str:
-    """/etc/yum.repos.d/levitate-sample.repo, shaped as rocky.repo (mirrorlist, commented baseurl)."""
+    """/etc/yum.repos.d/levitate-sample.repo, shaped as rocky.repo, with the baseurl in use (the
+    sample has no mirrorlist service) and repo_gpgcheck on: the sample signs every repomd.xml.
+    [updates] is the sample's update repository (Rocky publishes updates into BaseOS and
+    AppStream themselves; the sample keeps them apart so the base set stays the base set)."""
     out = []
-    for repo in ("BaseOS", "AppStream"):
-        out.append(f"[{repo.lower()}]\nname=LevitateSample $releasever - {repo}\n"
-                   f"mirrorlist=https://mirrors.levitate-sample.invalid/mirrorlist?arch=$basearch&repo={repo}-$releasever\n"
-                   f"#baseurl=http://dl.levitate-sample.invalid/$releasever/{repo}/$basearch/os/\n"
-                   f"gpgcheck=1\nenabled=1\ncountme=1\nmetadata_expire=6h\ngpgkey=file://{key_path}\n")
+    sections = [(r.lower(), r, f"mirror/{r}/$basearch/os/") for r in ("BaseOS", "AppStream")]
+    sections.append((UPDATES_REPO_ID, "Updates", "updates/$basearch/os/"))
+    for repo_id, name, path in sections:
+        out.append(f"[{repo_id}]\nname=LevitateSample $releasever - {name}\n"
+                   f"baseurl=${SAMPLE_HOST_VAR}/{path}\n"
+                   f"gpgcheck=1\nrepo_gpgcheck=1\nenabled=1\nmetadata_expire=6h\ngpgkey=file://{key_path}\n")
     return "\n".join(out)
 
 
@@ -291,11 +445,12 @@ def make_release(work: Path, key: bytes) -> RpmPackage:
     tree.file("/usr/lib/systemd/system-preset/90-default.preset", PRESET_DEFAULT)
     tree.file("/usr/lib/systemd/system-preset/99-default-disable.preset", PRESET_DISABLE)
     tree.file("/etc/yum.repos.d/levitate-sample.repo", repo_file(RELEASE_KEY))
+    tree.file(f"/etc/dnf/vars/{SAMPLE_HOST_VAR}", SAMPLE_HOST_DEFAULT + "\n")
     tree.file(RELEASE_KEY, key)
     pkg = _synthetic(RELEASE_NAME, RpmEVR(None, "10.0", "1.el10_sample"), tree,
                      "LevitateSample release files (as rocky-release, rocky-repos, rocky-gpg-keys)",
                      provides=["system-release", "system-release = 10.0", "system-release(releasever) = 10"])
-    pkg.config = {"/etc/yum.repos.d/levitate-sample.repo"}
+    pkg.config = {"/etc/yum.repos.d/levitate-sample.repo", f"/etc/dnf/vars/{SAMPLE_HOST_VAR}"}
     return pkg
 
 
@@ -375,3 +530,28 @@ def post_lua_result(policy: str = "DEFAULT") -> dict[str, str]:
     for b in CRYPTO_BACKENDS:
         out[f"{CRYPTO_ETC}/back-ends/{b}.config"] = "-> " + posixpath.join(CRYPTO_SHARE, policy, f"{b}.txt")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The update repository's ordinary package
+
+UPDATE_NOTE = "/usr/share/doc/{name}/LEVITATE-SAMPLE-UPDATE"
+UPDATE_SCRIPTLET_LOG = "/var/lib/levitate-sample/update-scriptlets"
+
+
+def update_build(pkg: RpmPackage, work: Path) -> RpmPackage:
+    """A newer build of `pkg`, as a distribution's update is: Release bumped (1 -> 1.1), one
+    file added that says so (the upgrade is visible on disk), and a %post that appends to
+    UPDATE_SCRIPTLET_LOG (dnf runs scriptlets; the base set's packages have none)."""
+    tree = work / f"{pkg.name}-update"
+    shutil.copytree(pkg.tree, tree, symlinks=True)
+    evr = RpmEVR(pkg.evr.epoch, pkg.evr.version, pkg.evr.release + ".1")
+    note = UPDATE_NOTE.format(name=pkg.name)
+    (tree / note[1:]).parent.mkdir(parents=True, exist_ok=True)
+    (tree / note[1:]).write_text(f"{pkg.name} {evr}: the LevitateOS sample update repository's build\n")
+    post = (f"mkdir -p {posixpath.dirname(UPDATE_SCRIPTLET_LOG)}\n"
+            f'echo "{pkg.name} {evr} post $1" >> {UPDATE_SCRIPTLET_LOG}\n')
+    entries = sorted([*pkg.entries, Entry(note, "file", 0o644, "root", "root", note)], key=lambda e: e.path)
+    requires = list(pkg.requires) + ([] if "/bin/sh" in pkg.requires else ["/bin/sh"])
+    return dataclasses.replace(pkg, tree=tree, evr=evr, entries=entries, requires=requires,
+                               scripts={**pkg.scripts, "post": post})
