@@ -149,6 +149,18 @@ def test_preset_all_again_keeps_every_choice(traits, tmp_path):
         assert enablement(root) == before
 
 
+@contextlib.contextmanager
+def as_installed(root: Path):
+    """What LevitateOS's kernel-install plugin needs to write an entry, as on an installed system:
+    a root named in /etc/fstab and a filesystem of its own (the ESP) at /boot."""
+    (root / "etc/fstab").write_text("UUID=0c4a5e7e-5d1b-4d3e-9a54-0123456789ab / ext4 defaults 0 1\n")
+    subprocess.run(["mount", "-t", "tmpfs", "esp", root / "boot"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", root / "boot"], capture_output=True)
+
+
 @cheat_aware(protects="dracut stays installed but its kernel-install plugin never runs",
              cheats=["delete the plugin file (rpm -V fails, an update brings it back)",
                      "check the mask link without running kernel-install"],
@@ -157,7 +169,7 @@ def test_dracut_plugin_is_masked(traits, tmp_path):
     kver = sorted(os.listdir(traits.rootfs / "usr/lib/modules"))[-1]
     mark = f"boot/initramfs-{kver}.img"             # where the sample's dracut plugin leaves its bogus initrd
     add = ["kernel-install", "add", kver, f"/usr/lib/modules/{kver}/vmlinuz"]
-    with overlay(traits, tmp_path) as (root, _upper):
+    with overlay(traits, tmp_path) as (root, _upper), as_installed(root):
         mask = root / "etc/kernel/install.d/50-dracut.install"
         assert os.readlink(mask) == "/dev/null"
         proc = chroot(root, add)

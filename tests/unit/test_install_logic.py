@@ -14,6 +14,7 @@ import pytest
 from levitate.install import mounts, recchroot, recfstab, recstrap, treecopy
 from levitate.util import mountinfo
 from levitate.util.errors import LevitateError
+from tests.cheat_aware import cheat_aware
 
 MOUNTINFO = """\
 22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw,errors=remount-ro
@@ -260,3 +261,55 @@ def test_recboot_entry_turns_selinux_off_unless_told_otherwise():
     from levitate.install.recboot import kernel_options
     assert kernel_options(None, "root=live:LABEL=X console=ttyS0,115200").split()[0] == "selinux=0"
     assert "selinux=0" not in kernel_options("selinux=1 enforcing=0", "").split()
+
+
+# ---- the kernel-install plugin ----
+
+@cheat_aware(protects="a kernel version from kernel-install's command line names one directory on the ESP",
+             cheats=["only refuse a literal '/'", "resolve the path and hope it stays inside"],
+             consequence="`kernel-install remove ../..` deletes the ESP's boot loader, or writes outside the ESP")
+@pytest.mark.parametrize("kver", ["../levitateos", "..", "6.1/../../EFI", "", "-rf", ".hidden", "6.1 x", "6.1:x",
+                                  "a..b"])
+def test_kernel_versions_from_the_command_line_are_checked(kver):
+    from levitate.install.recboot import checked_kernel_version
+    with pytest.raises(LevitateError, match="is not a kernel version"):
+        checked_kernel_version(kver)
+
+
+@pytest.mark.parametrize("kver", ["6.12.0-55.9.1.el10_0.x86_64", "6.12.118+deb13-amd64",
+                                  "6.12.0-55.el10.x86_64+debug", "6.12.0~rc1"])
+def test_real_kernel_versions_pass(kver):
+    from levitate.install.recboot import checked_kernel_version
+    assert checked_kernel_version(kver) == kver
+
+
+@cheat_aware(protects="the plugin writes only onto a mounted filesystem (the ESP), never the root's /boot directory",
+             cheats=["trust $KERNEL_INSTALL_BOOT_ROOT as it is", "only check that it is a directory"],
+             consequence="with the ESP unmounted, kernel-install's fallback /boot directory on the root "
+                         "filesystem gets the entries; the firmware never sees them and the new kernel never boots")
+def test_plugin_writes_only_onto_a_mounted_esp(tmp_path):
+    from levitate.install.kernelinstall import boot_root
+    table = mountinfo.parse(MOUNTINFO)
+    assert boot_root("/mnt/boot", table) == Path("/mnt/boot")
+    for value, fragment in (("/", "is not a mounted EFI system partition"),
+                            ("/boot", "is not a mounted EFI system partition"),
+                            ("/mnt/boot/loader", "is not a mounted EFI system partition"),
+                            ("", "KERNEL_INSTALL_BOOT_ROOT is not set"), (None, "KERNEL_INSTALL_BOOT_ROOT is not set")):
+        with pytest.raises(LevitateError, match=fragment):
+            boot_root(value, table)
+
+
+def test_removing_a_kernel_touches_only_its_entry_and_files(tmp_path):
+    from levitate.install.recboot import remove_kernel
+    esp = tmp_path / "esp"
+    for kver in ("6.1.0-1", "6.1.0-2", "6.1.0-10"):
+        (esp / "levitateos" / kver).mkdir(parents=True)
+        (esp / "levitateos" / kver / "linux").write_text(kver)
+        (esp / "loader/entries").mkdir(parents=True, exist_ok=True)
+        (esp / "loader/entries" / f"levitateos-{kver}.conf").write_text(kver)
+    (esp / "loader/entries/other-6.1.0-1.conf").write_text("another system's entry")
+    assert remove_kernel(esp, "6.1.0-1") is True
+    assert remove_kernel(esp, "6.1.0-1") is False
+    assert sorted(p.name for p in (esp / "loader/entries").iterdir()) == [
+        "levitateos-6.1.0-10.conf", "levitateos-6.1.0-2.conf", "other-6.1.0-1.conf"]
+    assert sorted(p.name for p in (esp / "levitateos").iterdir()) == ["6.1.0-10", "6.1.0-2"]

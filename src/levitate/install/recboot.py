@@ -6,6 +6,7 @@ an initramfs for each installed kernel from that kernel's modules and the busybo
 carries, puts kernel and initramfs on the ESP and writes a loader entry naming the root by UUID.
 Entries of kernels that are gone are removed. Everything is written under a temporary name and
 renamed, the entry last, so an interrupted run never leaves an entry pointing at a half-written file.
+The kernel-install plugin (kernelinstall.py) does the same for one kernel with this module's code.
 
     recboot [--esp DIR] [--root SPEC] [--kernel KVER]... [--cmdline OPTIONS] [--no-bootctl]
 """
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..boot.cpulevel import installed_cpu_level
@@ -45,6 +47,17 @@ timeout 3
 console-mode keep
 """
 FSTAB_SPEC = re.compile(r"^(UUID|LABEL|PARTUUID|PARTLABEL)=\S+$|^/dev/\S+$")
+# A kernel version becomes a file and directory name on the ESP: no "/", no "..", nothing FAT refuses.
+KERNEL_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~^-]*")
+
+
+@dataclass(frozen=True)
+class EntrySettings:
+    """What every kernel's entry and initramfs share on one system (see entry_settings)."""
+    root_spec: str                     # root=...
+    options: str                       # the rest of the kernel command line
+    modules: tuple[str, ...]           # initramfs modules
+    cpu: Cpu | None                    # whose early microcode (None: every CPU's)
 
 
 def find_esp(root: Path, given: str | None, table: list[mountinfo.MountEntry]) -> Path:
@@ -122,10 +135,32 @@ def os_name(root: Path) -> str:
     return "LevitateOS"
 
 
-def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, modules: tuple[str, ...],
-                   cpu: Cpu | None = None) -> Path:
-    """Kernel, initramfs and loader entry for `kver` on the ESP; returns the entry. `cpu`: put
-    only that CPU's microcode in (None: every CPU's)."""
+def checked_kernel_version(kver: str) -> str:
+    if not KERNEL_VERSION.fullmatch(kver) or ".." in kver:
+        raise LevitateError(f"'{kver}' is not a kernel version", "name it as `uname -r` does, e.g. 6.12.0-55.el10.x86_64")
+    return kver
+
+
+def require_busybox(root: Path) -> None:
+    if not (root / INSTALLED_BUSYBOX.relative_to("/")).is_file():
+        raise LevitateError(f"{INSTALLED_BUSYBOX} is missing: it is what the initramfs runs on",
+                            "this is not a LevitateOS system, or the file was removed (reinstall with recstrap)")
+
+
+def entry_settings(root: Path, table: list[mountinfo.MountEntry], *, given_root: str | None = None,
+                   cmdline: str | None = None, all_microcode: bool = False) -> EntrySettings:
+    """The one rule for root=, the options, the modules and the microcode, shared by recboot and
+    the kernel-install plugin, so a kernel dnf installs boots like the ones recboot set up."""
+    proc_cmdline = Path("/proc/cmdline").read_text() if Path("/proc/cmdline").exists() else ""
+    # Host-only microcode, as dracut's default on Rocky: recboot runs on the machine it sets up.
+    cpu = None if all_microcode else Cpu.from_cpuinfo(Path("/proc/cpuinfo").read_text())
+    return EntrySettings(root_spec(root, given_root, table), kernel_options(cmdline, proc_cmdline),
+                         DISK_MODULES + extra_modules(root), cpu)
+
+
+def install_kernel(root: Path, esp: Path, kver: str, settings: EntrySettings, image: Path | None = None) -> Path:
+    """Kernel, initramfs and loader entry for `kver` on the ESP; returns the entry. `image`: the
+    kernel to copy (default: the tree's /usr/lib/modules/KVER/vmlinuz)."""
     directory = esp / ESP_DIR / kver
     directory.mkdir(parents=True, exist_ok=True)
     # The ESP's directories are synced too: a boot entry whose rename is lost in a power cut
@@ -133,15 +168,27 @@ def install_kernel(root: Path, esp: Path, kver: str, spec: str, options: str, mo
     with atomic_output(directory / "initramfs.img", sync_dir=True) as initrd_tmp:
         # the same early microcode and CPU check as the live system's (build_initramfs reads the tree)
         build_initramfs(root, InitramfsSpec(kernel_version=kver, busybox=root / INSTALLED_BUSYBOX.relative_to("/"),
-                                            modules=modules, cpu_level=installed_cpu_level(root),
-                                            microcode_for=cpu), initrd_tmp)
+                                            modules=settings.modules, cpu_level=installed_cpu_level(root),
+                                            microcode_for=settings.cpu), initrd_tmp)
     with atomic_output(directory / "linux", sync_dir=True) as linux_tmp:
-        shutil.copyfile(root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)
+        shutil.copyfile(image or root / "usr/lib/modules" / kver / "vmlinuz", linux_tmp)
     entry = esp / "loader/entries" / f"{ENTRY_PREFIX}{kver}.conf"
     write_atomic(entry, f"title   {os_name(root)}\nversion {kver}\nlinux   /{ESP_DIR}/{kver}/linux\n"
-                        f"initrd  /{ESP_DIR}/{kver}/initramfs.img\noptions root={spec} ro {options}".rstrip() + "\n",
+                        f"initrd  /{ESP_DIR}/{kver}/initramfs.img\n"
+                        f"options root={settings.root_spec} ro {settings.options}".rstrip() + "\n",
                  sync_dir=True)
     return entry
+
+
+def remove_kernel(esp: Path, kver: str) -> bool:
+    """The entry of `kver` (first: no entry ever names a missing file), then its files. Whether
+    there was anything to remove."""
+    entry = esp / "loader/entries" / f"{ENTRY_PREFIX}{kver}.conf"
+    directory = esp / ESP_DIR / kver
+    found = entry.is_file() or directory.is_dir()
+    entry.unlink(missing_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    return found
 
 
 def remove_stale(esp: Path, keep: set[str]) -> list[str]:
@@ -150,8 +197,7 @@ def remove_stale(esp: Path, keep: set[str]) -> list[str]:
     for entry in sorted((esp / "loader/entries").glob(f"{ENTRY_PREFIX}*.conf")):
         kver = entry.name[len(ENTRY_PREFIX):-len(".conf")]
         if kver not in keep:
-            entry.unlink()
-            shutil.rmtree(esp / ESP_DIR / kver, ignore_errors=True)
+            remove_kernel(esp, kver)
             removed.append(kver)
     return removed
 
@@ -207,12 +253,11 @@ def extra_modules(root: Path) -> tuple[str, ...]:
 def recboot(args: argparse.Namespace, root: Path = Path("/")) -> int:
     if os.geteuid() != 0:
         raise LevitateError("recboot must run as root", "run it with sudo, or inside `recchroot /mnt`")
-    if not (root / INSTALLED_BUSYBOX.relative_to("/")).is_file():
-        raise LevitateError(f"{INSTALLED_BUSYBOX} is missing: it is what the initramfs runs on",
-                            "this is not a LevitateOS system, or the file was removed (reinstall with recstrap)")
+    require_busybox(root)
     table = mountinfo.read()
     esp = find_esp(root, args.esp, table)
-    spec = root_spec(root, args.root, table)
+    settings = entry_settings(root, table, given_root=args.root, cmdline=args.cmdline,
+                              all_microcode=args.all_microcode)
     kernels = installed_kernels(root)
     wanted = args.kernel or kernels
     missing = [k for k in wanted if k not in kernels]
@@ -221,19 +266,15 @@ def recboot(args: argparse.Namespace, root: Path = Path("/")) -> int:
                             f"installed: {', '.join(kernels) or 'none'}")
     if not wanted:
         raise LevitateError("no kernel in /usr/lib/modules/*/vmlinuz", "install a kernel package first")
-    options = kernel_options(args.cmdline, Path("/proc/cmdline").read_text() if Path("/proc/cmdline").exists() else "")
     if not args.no_bootctl:
         say(args, f"systemd-boot: {run_bootctl(esp)} on {esp}")
-    modules = DISK_MODULES + extra_modules(root)
-    # Host-only microcode, as dracut's default on Rocky: recboot runs on the machine it sets up.
-    cpu = None if args.all_microcode else Cpu.from_cpuinfo(Path("/proc/cpuinfo").read_text())
     for kver in wanted:
-        entry = install_kernel(root, esp, kver, spec, options, modules, cpu)
+        entry = install_kernel(root, esp, kver, settings)
         say(args, f"kernel {kver}: {esp / ESP_DIR / kver}/{{linux,initramfs.img}}, entry {entry}")
     for kver in remove_stale(esp, set(kernels)):
         say(args, f"removed the entry of kernel {kver} (no longer installed)")
     write_loader_conf(esp)
-    say(args, f"boots root={spec} {options}".rstrip())
+    say(args, f"boots root={settings.root_spec} {settings.options}".rstrip())
     return 0
 
 

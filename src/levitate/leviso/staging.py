@@ -109,6 +109,7 @@ def apply_base_settings(root: Path, profile: Profile) -> None:
     firstboot_defaults(root, system.timezone, system.locale, system.keymap)
     lock_unprovisioned_root(root)
     mask_dracut(root)
+    kernel_install_layout(root)
     enable = list(system.enable)
     if system.network == "systemd-networkd":
         write(root, "/etc/systemd/network/80-levitate-wired.network", NETWORKD_WIRED)
@@ -175,6 +176,28 @@ def mask_dracut(root: Path) -> None:
         mask = masks / plugin.name
         if not os.path.lexists(mask):
             os.symlink("/dev/null", mask)
+
+
+# kernel-install(8), systemd 257: layout=other is "some other layout not understood natively by
+# kernel-install": 90-loaderentry.install acts only for layout bls and 90-uki-copy.install only for
+# uki, and kernel-install makes the $BOOT/ENTRY-TOKEN/KVER directory only for bls. Left on auto,
+# the layout is bls once $BOOT/loader/entries.srel says "type1" (recboot's `bootctl install` writes
+# it) or $BOOT/ENTRY-TOKEN exists (ESP/levitateos, where recboot puts the kernels, is one when the
+# token is os-release's ID), and a second entry, with no initramfs (dracut's plugin is masked),
+# would join LevitateOS's. /etc/kernel/install.conf is the first file kernel-install reads
+# (systemd installs its commented example as /usr/lib/kernel/install.conf).
+KERNEL_INSTALL_CONF = """\
+# LevitateOS: kernels go onto the ESP through /usr/lib/kernel/install.d/90-levitateos.install
+# (the busybox initramfs and loader/entries/levitateos-KVER.conf, as recboot writes them).
+# layout=other keeps systemd's own 90-loaderentry and 90-uki-copy plugins from adding a second
+# entry; see kernel-install(8).
+layout=other
+"""
+
+
+def kernel_install_layout(root: Path) -> None:
+    """LevitateOS's plugin (leviso.tooling PLUGINS) is the only one that puts kernels on the ESP."""
+    write(root, "/etc/kernel/install.conf", KERNEL_INSTALL_CONF)
 
 
 def preset_text(enable, disable, default_target: str) -> str:

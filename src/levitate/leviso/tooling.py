@@ -39,6 +39,9 @@ COMMANDS = {                        # command -> module with main()
     "recipe": "levitate.recipe.cli",
     "rhai-run": "levitate.recipe.rhai.cli",
 }
+# kernel-install(8) runs every executable *.install in /usr/lib/kernel/install.d in the lexical
+# order of their names; 90-: after 50-depmod.install, whose modules.dep the initramfs is built from.
+PLUGINS = {"/usr/lib/kernel/install.d/90-levitateos.install": "levitate.install.kernelinstall"}
 DOCS = "/usr/share/doc/levitate"
 GUIDES = ("install.md", "install-tools.md", "recipe.md")       # from the repository's docs/
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
@@ -169,11 +172,13 @@ def install_tooling(root: Path, wheel_cache: Path) -> dict[str, str]:
             wheel = _wheel_for(dist, version, wheel_cache)
             _unpack_wheel(wheel, site)
             origins[name] = f"{dist.version} ({wheel.name})"
-    bin_dir = root / "usr/bin"
-    for command, module in COMMANDS.items():
+    scripts = {f"/usr/bin/{command}": module for command, module in COMMANDS.items()} | PLUGINS
+    for path, module in scripts.items():
         if not (site / (module.replace(".", "/") + ".py")).is_file():
             continue                                          # a command this version does not have
-        script = bin_dir / command
+        script = root / path.lstrip("/")
+        command = script.name
+        script.parent.mkdir(parents=True, exist_ok=True)
         script.unlink(missing_ok=True)
         script.write_text(SCRIPT.format(command=command, site=SITE, module=module))
         script.chmod(0o755)
