@@ -32,8 +32,8 @@ from pathlib import Path
 from levitate.util.errors import LevitateError
 
 from .apt import Apt, DebRef
-from .el10 import (RELEASE_NAME, add_sysusers_deps, dnf_stack, firmware_packages, make_crypto_policies,
-                   make_dracut, make_release, split_kernel, update_build)
+from .el10 import (RELEASE_NAME, add_sysusers_deps, dnf_stack, drop_debian_only_files, firmware_packages,
+                   make_crypto_policies, make_dracut, make_release, split_kernel, update_build)
 from .mapping import debvercmp
 from .packageset import make_packages
 from .repack import Unpacked, unpack
@@ -367,6 +367,7 @@ def el10_traits(packages: list[RpmPackage], work: Path, kver: str, update_kver: 
         if p.name.startswith("libssl"):          # EL10's openssl-libs requires crypto-policies
             p.requires.append("crypto-policies")
     add_sysusers_deps(kept)
+    drop_debian_only_files(kept)
     updates = split_kernel(by_name[f"linux-image-{update_kver}"], update_kver, work / "kernel-update")
     updates.append(update_build(by_name[UPDATED], work))
     return kept, updates

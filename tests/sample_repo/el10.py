@@ -278,6 +278,23 @@ def rpmdb_in_usr(rpm: RpmPackage) -> None:
     rpm.entries = sorted(entries, key=lambda e: e.path)
 
 
+# Debian's own kernel-install plugin: it copies /boot/initrd.img-KVER, a Debian convention. Fedora's
+# and EL10's systemd ship 50-depmod, 90-loaderentry and 90-uki-copy only (systemd's
+# src/kernel-install/meson.build; Debian adds 55-initrd from debian/extra/kernel-install.d).
+DEBIAN_ONLY_FILES = ("/usr/lib/kernel/install.d/55-initrd.install",)
+
+
+def drop_debian_only_files(packages: list[RpmPackage]) -> None:
+    """Remove files only Debian's packaging adds, which a Rocky system does not have."""
+    for pkg in packages:
+        dropped = [e for e in pkg.entries if e.path in DEBIAN_ONLY_FILES]
+        for e in dropped:
+            (pkg.tree / e.path[1:]).unlink()
+        if dropped:
+            pkg.entries = [e for e in pkg.entries if e.path not in DEBIAN_ONLY_FILES]
+            pkg.config -= set(DEBIAN_ONLY_FILES)
+
+
 def dnf_stack(packages: list[RpmPackage]) -> list[RpmPackage]:
     """The rpm and dnf packages under their EL10 names and with EL10's configuration."""
     by_name = {p.name: p for p in packages}

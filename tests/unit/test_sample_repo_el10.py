@@ -62,6 +62,17 @@ def test_kernel_is_split_and_requires_dracut(built_sample):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+@cheat_aware(protects="the sample's systemd has the kernel-install plugins EL10's has, not Debian's 55-initrd",
+             cheats=["keeping Debian's plugin because it only prints a warning"],
+             consequence="kernel-install in the sample runs a plugin Rocky does not have, so a test of "
+                         "LevitateOS's plugin passes or fails beside a neighbour no user will ever see")
+def test_systemd_ships_el10s_kernel_install_plugins(built_sample):
+    plugins = sorted(f.rsplit("/", 1)[1] for f in _rpmq(built_sample.rpm("systemd"), "-l")
+                     if f.startswith("/usr/lib/kernel/install.d/"))
+    assert plugins == ["50-depmod.install", "90-loaderentry.install", "90-uki-copy.install"]
+
+
 @cheat_aware(protects="the sample's dracut plugin leaves a visible bogus initrd if anything runs it",
              cheats=["ship an empty plugin", "make the plugin exit 0 without writing"],
              consequence="a build that lets kernel-install run dracut would pass unnoticed")
