@@ -10,6 +10,12 @@ signature and payload digest are checked while it is extracted (the same `extrac
 are mapped into the prefix: `/usr/X` -> `PREFIX/X`, anything else `/Y` -> `PREFIX/Y`; the
 merged-/usr links at the top (`/bin -> usr/bin`) are skipped.
 
+recipe and dnf (docs/recipe.md, "recipe and dnf"): dnf owns the Rocky packages of the system, as
+pacman owns Arch's and makepkg leaves /usr alone. So rpm_install refuses the system's own prefix
+(`/` or `/usr`, however it is spelled: `..`, a trailing slash, a symlink), refuses to put a file
+where a package of the system's RPM database has one (through a symlink in the prefix, say), and
+skips the packages that database already has, saying that dnf provides them.
+
 Configuration: `[rocky]` in `recipe.toml` in the first recipes directory (mirror, key,
 fingerprint, repos, arch), or the environment: RECIPE_ROCKY_MIRROR, RECIPE_ROCKY_KEY,
 RECIPE_ROCKY_FINGERPRINT (read by config.Config.rocky).
@@ -34,6 +40,11 @@ from ...util.run import run
 from .context import Context, HelperError
 
 DEFAULT_KEY_FILE = "RPM-GPG-KEY-Rocky-10"     # leviso's default [key] file too
+# Where the system's packages install: RPMs map /usr/X to PREFIX/X, so PREFIX `/usr` (or `/`, with
+# merged /usr) writes exactly where dnf does. /usr/local, /opt/NAME and ~/.local are the local
+# administrator's and the user's: FHS 3.0, 4.9 says /usr/local "needs to be safe from being
+# overwritten when the system software is updated".
+SYSTEM_PREFIXES = ("/", "/usr")
 
 
 @dataclass(frozen=True)
@@ -70,34 +81,97 @@ def _repositories(cfg: RockyConfig, source: Source, trust: Trust) -> RepoSet:
                              missing_hint="check [rocky] mirror and repos in recipe.toml")
 
 
-def system_packages() -> set[str]:
-    """Names in the system's RPM database (empty when there is no rpm tool or database)."""
+def _rpm_query(fmt: str) -> list[str]:
+    """`rpm -qa --qf FMT` over the system's RPM database (rpm's own %_dbpath: on LevitateOS, as
+    on EL10, /usr/lib/sysimage/rpm), as lines; none when there is no rpm tool."""
     if shutil.which("rpm") is None:
-        return set()
-    proc = run(["rpm", "-qa", "--qf", "%{NAME}\\n"], check=False, capture=True)
-    return set(proc.stdout.decode(errors="replace").split()) if proc.returncode == 0 else set()
+        return []
+    proc = run(["rpm", "-qa", "--qf", fmt], check=False, capture=True)
+    if proc.returncode != 0:
+        why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["rpm failed"])[-1]
+        raise HelperError(f"rpm_install: cannot read the system's RPM database: {why}",
+                          "check it with `rpm -qa` (as root: `rpm --rebuilddb` repairs its indexes)")
+    return proc.stdout.decode(errors="surrogateescape").splitlines()
 
 
-def _map_into_prefix(ctx: Context, root: Path) -> None:
-    """Move an extracted tree into the stage under PREFIX (see the module docstring)."""
+def system_packages() -> set[str]:
+    """Names in the system's RPM database: the packages dnf installed."""
+    return set(_rpm_query("%{NAME}\\n"))
+
+
+def system_files() -> dict[str, str]:
+    """Every path the system's RPM database lists -> the package owning it. A file name holding a
+    newline reads as bogus extra paths: more refusals, never fewer."""
+    owned = {}
+    for line in _rpm_query("[%{FILENAMES}\\t%{=NAME}\\n]"):
+        path, _, name = line.rpartition("\t")
+        if path:
+            owned[path] = name
+    return owned
+
+
+def _real(path: str, dirs: dict[str, str]) -> str:
+    """PATH with the symlinks of its directory resolved (not its last component: a package's
+    symlink is its own file), the directories' answers cached."""
+    parent, name = os.path.split(path)
+    if parent not in dirs:
+        dirs[parent] = os.path.realpath(parent)
+    return os.path.join(dirs[parent], name)
+
+
+def refuse_system_prefix(ctx: Context, names: list[str]) -> None:
+    """dnf owns the system's prefix: refuse it however it is spelled (ctx.prefix is already
+    normalised: no `..`, no trailing slash; realpath resolves the symlinks, /bin -> usr/bin too)."""
+    real = os.path.realpath(ctx.prefix)
+    if real in SYSTEM_PREFIXES:
+        shown = str(ctx.prefix) if str(ctx.prefix) == real else f"{ctx.prefix} ({real})"
+        raise HelperError(f"rpm_install: {shown} is the system's prefix, where dnf installs Rocky packages",
+                          f"as root, run `dnf install {' '.join(names)}`; or install this recipe into "
+                          "another prefix (--prefix /usr/local, ~/.local or /opt/NAME)")
+
+
+def refuse_system_files(ctx: Context, names: list[str], dests: list[Path]) -> None:
+    """No mapped file may land where the system's RPM database lists a path (a symlink in the
+    prefix leading into /usr, say): dnf would replace it, or rpm -V report it changed."""
+    owned = system_files()
+    if not owned:
+        return
+    dirs: dict[str, str] = {}
+    system = {_real(path, dirs): (path, name) for path, name in owned.items()}
+    hits = [(d, *system[key]) for d in sorted(dests) if (key := _real(str(d), dirs)) in system]
+    if hits:
+        dest, path, owner = hits[0]
+        more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
+        raise HelperError(f"rpm_install: {dest} leads to {path}, which the system's package {owner} owns{more}",
+                          f"dnf owns the system's files: install into a prefix that does not lead into "
+                          f"them, or as root run `dnf install {' '.join(names)}`")
+
+
+def _map_into_prefix(ctx: Context, root: Path) -> list[Path]:
+    """Move an extracted tree into the stage under PREFIX (see the module docstring); returns the
+    real paths (under PREFIX) of the files and symlinks staged."""
+    dests: list[Path] = []
     for top in sorted(os.listdir(root)):
         src = root / top
         if src.is_symlink():
             continue                                  # merged-/usr links: /bin -> usr/bin
-        dest = ctx.staged(ctx.prefix) if top == "usr" else ctx.staged(ctx.prefix / top)
-        _merge(src, dest)
+        dest = ctx.prefix if top == "usr" else ctx.prefix / top
+        _merge(ctx, src, dest, dests)
+    return dests
 
 
-def _merge(src: Path, dest: Path) -> None:
+def _merge(ctx: Context, src: Path, dest: Path, dests: list[Path]) -> None:
+    staged = ctx.staged(dest)
     if src.is_dir() and not src.is_symlink():
-        dest.mkdir(parents=True, exist_ok=True)
+        staged.mkdir(parents=True, exist_ok=True)
         for name in os.listdir(src):
-            _merge(src / name, dest / name)
+            _merge(ctx, src / name, dest / name, dests)
         return
-    if os.path.lexists(dest):
-        dest.unlink()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(src, dest)
+    if os.path.lexists(staged):
+        staged.unlink()
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(src, staged)
+    dests.append(dest)
 
 
 def name_list(names) -> list[str]:
@@ -119,18 +193,21 @@ def plan(ctx: Context, names: list[str], source, trust: Trust) -> tuple[list, li
     cfg = ctx.rocky
     repos = _repositories(cfg, source, trust)
     resolution = resolve(repos.repos, names, arch=cfg.arch)
-    have = system_packages() | ctx.provided()
-    todo = [p for p in resolution.packages if p.name not in have]
-    for p in resolution.packages:
-        if p.name in have and p.name in names:
-            ctx.log(f"  {p.name} is already provided by the system")
+    system, recipes = system_packages(), ctx.provided()
+    todo = [p for p in resolution.packages if p.name not in system | recipes]
+    if from_dnf := [p.name for p in resolution.packages if p.name in system]:
+        ctx.log(f"  installed system-wide, dnf provides them (not installed again): {', '.join(from_dnf)}")
+    if from_recipes := [p.name for p in resolution.packages if p.name in recipes - system]:
+        ctx.log(f"  installed by recipes already: {', '.join(from_recipes)}")
     return todo, [repos.package_job(p) for p in todo]
 
 
 def dry_plan(ctx: Context, names) -> list[dict]:
     """What rpm_install(names) would fetch: one entry per package (name, nevra, url, checksum)."""
     names = name_list(names)
-    with _source(_config(ctx)) as source:
+    cfg = _config(ctx)
+    refuse_system_prefix(ctx, names)
+    with _source(cfg) as source:
         todo, jobs = plan(ctx, names, source, _trust(ctx.rocky, source))
         where = (lambda rel: f"{source.url}/{rel}") if isinstance(source, MirrorSource) \
             else (lambda rel: str(source.root / rel))
@@ -143,18 +220,22 @@ def rpm_install(ctx: Context, names) -> list[str]:
     """Install Rocky packages (a name or an array of names); returns the NEVRAs installed."""
     names = name_list(names)
     cfg = _config(ctx)
+    refuse_system_prefix(ctx, names)
     with _source(cfg) as source:
         trust = _trust(cfg, source)
         todo, jobs = plan(ctx, names, source, trust)
+        if not todo:
+            return []
         ctx.log(f"  fetching {len(todo)} Rocky package(s): {', '.join(p.name for p in todo)}")
         paths = source.fetch_many(jobs)
-    out = []
+    out, dests = [], []
     for p, path in zip(todo, paths):
         with tempfile.TemporaryDirectory(dir=ctx.build_dir, prefix=".rpm-") as tmp:
             extract_rpm(path, tmp, trusted_keys=trust.keys, set_caps=False)
-            _map_into_prefix(ctx, Path(tmp))
+            dests += _map_into_prefix(ctx, Path(tmp))
         out.append(p.nevra)
         ctx.rpms_installed.append(p.name)
+    refuse_system_files(ctx, names, dests)
     return out
 
 
