@@ -313,3 +313,21 @@ def test_removing_a_kernel_touches_only_its_entry_and_files(tmp_path):
     assert sorted(p.name for p in (esp / "loader/entries").iterdir()) == [
         "levitateos-6.1.0-10.conf", "levitateos-6.1.0-2.conf", "other-6.1.0-1.conf"]
     assert sorted(p.name for p in (esp / "levitateos").iterdir()) == ["6.1.0-10", "6.1.0-2"]
+
+
+@cheat_aware(protects="after `bootctl install`, recboot's loader.conf (a menu timeout, default levitateos-*) is "
+                      "what the ESP carries; a loader.conf the user edited is kept",
+             cheats=["keep any existing loader.conf", "overwrite the user's edits"],
+             consequence="the installed system shows no boot menu: rolling back to the previous kernel "
+                         "needs a key held at the right moment (or the user's settings are lost)")
+def test_recboot_replaces_bootctls_commented_loader_conf_but_keeps_an_edited_one(tmp_path):
+    from levitate.install import recboot
+
+    conf = tmp_path / "loader/loader.conf"
+    conf.parent.mkdir()
+    conf.write_text("#timeout 3\n#console-mode keep\n")          # what bootctl install (systemd 257) writes
+    recboot.write_loader_conf(tmp_path)
+    assert conf.read_text() == recboot.LOADER_CONF
+    conf.write_text("timeout 10\n")
+    recboot.write_loader_conf(tmp_path)
+    assert conf.read_text() == "timeout 10\n"

@@ -235,9 +235,16 @@ def run_bootctl(esp: Path) -> str:
 
 
 def write_loader_conf(esp: Path) -> None:
+    """recboot's loader.conf, unless the user edited it. `bootctl install` (run first) writes one
+    with every line commented out ("#timeout 3", "#console-mode keep"): no menu timeout, so the
+    previous kernel's entry could only be reached by holding a key. A file without a setting is
+    not the user's and is replaced."""
     conf = esp / "loader/loader.conf"
-    if conf.is_file() and not conf.read_text().startswith("# Written by recboot"):
-        return
+    if conf.is_file():
+        text = conf.read_text()
+        settings = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        if settings and not text.startswith("# Written by recboot"):
+            return
     if conf.is_file() and conf.read_text() == LOADER_CONF:
         return
     write_atomic(conf, LOADER_CONF, sync_dir=True)
