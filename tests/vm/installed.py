@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from levitate.leviso.live import SHELL_MARKER
-from levitate.leviso.qemu import VM, Disk, create_disk, find_ovmf
+from levitate.leviso.qemu import SHELL_SETUP, VM, Disk, create_disk, find_ovmf
 
 DISK = "/dev/vda"
 HOSTNAME = "levitest"
@@ -63,12 +63,14 @@ class Installer:
 
 
 def login(vm: VM, user: str, password: str) -> None:
-    """Log in on the serial getty (the installed system has no autologin)."""
+    """Log in on the serial getty (the installed system has no autologin); the new shell gets the
+    console settings (no pager, no echo) that vm.run sets up once per VM, so after a reboot too."""
     vm.wait_for(r"login: ", timeout=240)
     vm.sendline(user)
     vm.wait_for(r"[Pp]assword: ", timeout=30)
     vm.sendline(password)
     vm.wait_for(r"[$#] $|[$#] \x1b", timeout=60)
+    vm.run(SHELL_SETUP, timeout=30)
 
 
 def guest_url(server) -> str:
